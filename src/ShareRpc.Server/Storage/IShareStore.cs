@@ -1,0 +1,98 @@
+using ShareRpc.Protocol.Refs;
+
+namespace ShareRpc.Server.Storage;
+
+/// <summary>A share row. <see cref="RowId"/> is the store's internal key (never on the wire).</summary>
+public sealed record ShareRecord(
+    long RowId, string ShareId, string ShareKey, string Title, IReadOnlyDictionary<string, string> Labels,
+    ulong Epoch, ulong Cursor, DateTimeOffset CreatedAt);
+
+/// <summary>A capability row. <see cref="ParentRowId"/> is null for the owner capability.</summary>
+public sealed record CapabilityRecord(
+    long RowId, string CapabilityId, long ShareRowId, long? ParentRowId, byte[] SecretHash, Rights Rights,
+    DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, string Note, DateTimeOffset CreatedAt);
+
+public enum OpKind
+{
+    Put = 1,
+    Delete = 2,
+    Append = 3,
+}
+
+/// <summary>An applied op at its place in the log (the value lives only here; documents point at it).</summary>
+public sealed record LogEntry(
+    ulong Cursor, string OpId, string ProducerId, ulong Seq, OpKind Kind, string Collection, string Key,
+    byte[]? Value, string ContentType, ulong? ExpectedVersion, IReadOnlyList<string> DependsOn,
+    ulong Version, DateTimeOffset CommittedAt);
+
+/// <summary>What the store remembers of an op id: applied (cursor, version) or rejected (reason, detail).</summary>
+public sealed record OpOutcome(bool Applied, ulong Cursor, ulong Version, int RejectReason, string Detail);
+
+/// <summary>The head of a document (tombstones included: versions keep counting after a delete).</summary>
+public sealed record DocumentHead(ulong Version, ulong Cursor, long LogRowId, bool Deleted);
+
+/// <summary>A live (not deleted) document with its value, for snapshots.</summary>
+public sealed record DocumentRecord(string Collection, string Key, byte[] Value, string ContentType, ulong Version, ulong Cursor);
+
+/// <summary>
+/// Reads; inside a <see cref="IShareReader"/> they see one consistent state.
+/// </summary>
+public interface IShareReader : IAsyncDisposable
+{
+    Task<ShareRecord?> GetShareAsync(string shareId, CancellationToken ct = default);
+    Task<ShareRecord?> GetShareByKeyAsync(string shareKey, CancellationToken ct = default);
+    Task<CapabilityRecord?> GetCapabilityAsync(string capabilityId, CancellationToken ct = default);
+    Task<IReadOnlyList<CapabilityRecord>> GetCapabilitiesAsync(long shareRowId, CancellationToken ct = default);
+    Task<CapabilityRecord?> GetCapabilityBySecretHashAsync(long shareRowId, byte[] secretHash, CancellationToken ct = default);
+
+    /// <summary>Log entries with cursor ≥ <paramref name="fromCursor"/>, in cursor order, at most <paramref name="max"/>.</summary>
+    Task<IReadOnlyList<LogEntry>> ReadLogAsync(long shareRowId, ulong fromCursor, int max, CancellationToken ct = default);
+
+    /// <summary>Live documents ordered by (collection, key), strictly after <paramref name="after"/> when given.</summary>
+    Task<IReadOnlyList<DocumentRecord>> ReadDocumentsAsync(
+        long shareRowId, string? collection, (string Collection, string Key)? after, int max, CancellationToken ct = default);
+}
+
+/// <summary>
+/// One write transaction. The logic (Apply/, Capabilities/) runs entirely on this interface;
+/// a store guarantees that write transactions on a share are serialized (SQLite: one writer;
+/// PostgreSQL: <see cref="LockShareAsync"/> is SELECT … FOR UPDATE) and that uniqueness
+/// (share key, op id per share, cursor per share) is enforced by constraints.
+/// </summary>
+public interface IShareTransaction : IShareReader
+{
+    /// <summary>Reads the share row and locks it for this transaction.</summary>
+    Task<ShareRecord?> LockShareAsync(string shareId, CancellationToken ct = default);
+
+    Task SavepointAsync(string name, CancellationToken ct = default);
+    Task ReleaseSavepointAsync(string name, CancellationToken ct = default);
+    Task RollbackToSavepointAsync(string name, CancellationToken ct = default);
+    Task CommitAsync(CancellationToken ct = default);
+
+    Task<long> InsertShareAsync(string shareId, string shareKey, string title, IReadOnlyDictionary<string, string> labels, DateTimeOffset createdAt, CancellationToken ct = default);
+    Task UpdateShareHeadAsync(long shareRowId, ulong epoch, ulong cursor, CancellationToken ct = default);
+
+    Task<long> InsertCapabilityAsync(string capabilityId, long shareRowId, long? parentRowId, byte[] secretHash, Rights rights,
+        DateTimeOffset? expiresAt, string note, DateTimeOffset createdAt, CancellationToken ct = default);
+    Task MarkRevokedAsync(IReadOnlyList<long> capabilityRowIds, DateTimeOffset revokedAt, CancellationToken ct = default);
+
+    Task<OpOutcome?> FindOpAsync(long shareRowId, string opId, CancellationToken ct = default);
+    Task<ulong> GetProducerSeqAsync(long shareRowId, string producerId, CancellationToken ct = default);
+    Task SetProducerSeqAsync(long shareRowId, string producerId, ulong lastSeq, CancellationToken ct = default);
+    Task<DocumentHead?> GetDocumentHeadAsync(long shareRowId, string collection, string key, CancellationToken ct = default);
+
+    /// <summary>Appends an applied op to the log and points the document at it. Returns the log row id.</summary>
+    Task<long> AppendLogAsync(long shareRowId, LogEntry entry, CancellationToken ct = default);
+    Task UpsertDocumentAsync(long shareRowId, string collection, string key, ulong version, ulong cursor, long logRowId, bool deleted, CancellationToken ct = default);
+    Task InsertRejectionAsync(long shareRowId, string opId, int rejectReason, string detail, CancellationToken ct = default);
+}
+
+/// <summary>The store contract: the embedded SQLite store and a PostgreSQL store implement it.</summary>
+public interface IShareStore : IAsyncDisposable
+{
+    /// <summary>Begins a write transaction (the caller commits or disposes to roll back).</summary>
+    Task<IShareTransaction> BeginWriteAsync(CancellationToken ct = default);
+
+    /// <summary>Opens a read-only, consistent view.</summary>
+    Task<IShareReader> BeginReadAsync(CancellationToken ct = default);
+}

@@ -1,0 +1,394 @@
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using ShareRpc.Protocol.Refs;
+
+namespace ShareRpc.Server.Storage.Sqlite;
+
+/// <summary>
+/// The embedded store: one SQLite file per data directory, WAL, synchronous=FULL, one writer
+/// connection (write transactions are serialized by a lock and BEGIN IMMEDIATE), pooled
+/// read connections (each reader is one deferred transaction, i.e. one WAL snapshot).
+/// </summary>
+public sealed class SqliteShareStore : IShareStore
+{
+    public const string FileName = "sharerpc.db";
+
+    private readonly string _connectionString;
+    private readonly SqliteConnection _writer;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Dictionary<string, SqliteCommand> _writerCommands = new(StringComparer.Ordinal);
+    private bool _disposed;
+
+    private SqliteShareStore(string path)
+    {
+        Path = path;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        _writer = new SqliteConnection(_connectionString);
+        _writer.Open();
+        Exec(_writer, "PRAGMA journal_mode = WAL;");
+        Exec(_writer, "PRAGMA synchronous = FULL;");
+        Exec(_writer, "PRAGMA busy_timeout = 30000;");
+        SqliteSchema.Migrate(_writer);
+    }
+
+    /// <summary>The database file.</summary>
+    public string Path { get; }
+
+    /// <summary>Opens (creating and migrating if needed) the store in <paramref name="dataDirectory"/>.</summary>
+    public static SqliteShareStore Open(string dataDirectory)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        return new SqliteShareStore(System.IO.Path.Combine(dataDirectory, FileName));
+    }
+
+    internal static void Exec(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    public async Task<IShareTransaction> BeginWriteAsync(CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var tx = _writer.BeginTransaction(deferred: false); // BEGIN IMMEDIATE
+            return new WriteTransaction(this, tx);
+        }
+        catch
+        {
+            _writeLock.Release();
+            throw;
+        }
+    }
+
+    public Task<IShareReader> BeginReadAsync(CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var c = new SqliteConnection(_connectionString);
+        try
+        {
+            c.Open();
+            Exec(c, "PRAGMA busy_timeout = 30000;");
+            var tx = c.BeginTransaction(deferred: true);
+            return Task.FromResult<IShareReader>(new Reader(c, tx, ownsConnection: true));
+        }
+        catch
+        {
+            c.Dispose();
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed) return;
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _disposed = true;
+            foreach (var cmd in _writerCommands.Values) cmd.Dispose();
+            _writerCommands.Clear();
+            _writer.Dispose();
+            SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private SqliteCommand WriterCommand(string sql, SqliteTransaction tx)
+    {
+        if (!_writerCommands.TryGetValue(sql, out var cmd))
+        {
+            cmd = _writer.CreateCommand();
+            cmd.CommandText = sql;
+            _writerCommands[sql] = cmd;
+        }
+        cmd.Transaction = tx;
+        cmd.Parameters.Clear();
+        return cmd;
+    }
+
+    // ------------------------------------------------------------------ reader
+
+    private class Reader(SqliteConnection connection, SqliteTransaction tx, bool ownsConnection) : IShareReader
+    {
+        protected readonly SqliteConnection Connection = connection;
+        protected readonly SqliteTransaction Tx = tx;
+        private bool _done;
+
+        protected virtual SqliteCommand Command(string sql)
+        {
+            var cmd = Connection.CreateCommand();
+            cmd.CommandText = sql;
+            cmd.Transaction = Tx;
+            return cmd;
+        }
+
+        protected virtual void Release(SqliteCommand cmd) => cmd.Dispose();
+
+        protected T Run<T>(string sql, Func<SqliteCommand, T> body, params (string Name, object? Value)[] args)
+        {
+            var cmd = Command(sql);
+            try
+            {
+                foreach (var (name, value) in args) cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+                return body(cmd);
+            }
+            finally
+            {
+                Release(cmd);
+            }
+        }
+
+        protected static long L(ulong v) => checked((long)v);
+        protected static ulong U(long v) => checked((ulong)v);
+        protected static long Ms(DateTimeOffset t) => t.ToUnixTimeMilliseconds();
+        protected static DateTimeOffset T(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+        private const string ShareColumns = "id, share_id, share_key, title, labels, epoch, cursor, created_at";
+
+        private static ShareRecord ReadShare(SqliteDataReader r) => new(
+            r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3),
+            JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(4)) ?? new Dictionary<string, string>(),
+            U(r.GetInt64(5)), U(r.GetInt64(6)), T(r.GetInt64(7)));
+
+        private ShareRecord? OneShare(string where, object value) =>
+            Run($"SELECT {ShareColumns} FROM shares WHERE {where} = $v", cmd =>
+            {
+                using var r = cmd.ExecuteReader();
+                return r.Read() ? ReadShare(r) : null;
+            }, ("$v", value));
+
+        public Task<ShareRecord?> GetShareAsync(string shareId, CancellationToken ct = default) =>
+            Task.FromResult(OneShare("share_id", shareId));
+
+        public Task<ShareRecord?> GetShareByKeyAsync(string shareKey, CancellationToken ct = default) =>
+            Task.FromResult(OneShare("share_key", shareKey));
+
+        private const string CapColumns = "id, capability_id, share, parent, secret_hash, rights, expires_at, revoked_at, note, created_at";
+
+        private static CapabilityRecord ReadCap(SqliteDataReader r) => new(
+            r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.IsDBNull(3) ? null : r.GetInt64(3),
+            (byte[])r.GetValue(4), (Rights)r.GetInt32(5),
+            r.IsDBNull(6) ? null : T(r.GetInt64(6)), r.IsDBNull(7) ? null : T(r.GetInt64(7)),
+            r.GetString(8), T(r.GetInt64(9)));
+
+        public Task<CapabilityRecord?> GetCapabilityAsync(string capabilityId, CancellationToken ct = default) =>
+            Task.FromResult(Run($"SELECT {CapColumns} FROM capabilities WHERE capability_id = $v", cmd =>
+            {
+                using var r = cmd.ExecuteReader();
+                return r.Read() ? ReadCap(r) : null;
+            }, ("$v", capabilityId)));
+
+        public Task<CapabilityRecord?> GetCapabilityBySecretHashAsync(long shareRowId, byte[] secretHash, CancellationToken ct = default) =>
+            Task.FromResult(Run($"SELECT {CapColumns} FROM capabilities WHERE share = $s AND secret_hash = $h", cmd =>
+            {
+                using var r = cmd.ExecuteReader();
+                return r.Read() ? ReadCap(r) : null;
+            }, ("$s", shareRowId), ("$h", secretHash)));
+
+        public Task<IReadOnlyList<CapabilityRecord>> GetCapabilitiesAsync(long shareRowId, CancellationToken ct = default) =>
+            Task.FromResult<IReadOnlyList<CapabilityRecord>>(Run($"SELECT {CapColumns} FROM capabilities WHERE share = $s ORDER BY id", cmd =>
+            {
+                var list = new List<CapabilityRecord>();
+                using var r = cmd.ExecuteReader();
+                while (r.Read()) list.Add(ReadCap(r));
+                return list;
+            }, ("$s", shareRowId)));
+
+        public Task<IReadOnlyList<LogEntry>> ReadLogAsync(long shareRowId, ulong fromCursor, int max, CancellationToken ct = default) =>
+            Task.FromResult<IReadOnlyList<LogEntry>>(Run(
+                "SELECT cursor, op_id, producer_id, seq, kind, collection, key, value, content_type, expected_version, depends_on, version, committed_at " +
+                "FROM log WHERE share = $s AND cursor >= $c ORDER BY cursor LIMIT $n", cmd =>
+                {
+                    var list = new List<LogEntry>();
+                    using var r = cmd.ExecuteReader();
+                    while (r.Read())
+                    {
+                        var deps = r.IsDBNull(10) ? [] : r.GetString(10).Split('\n');
+                        list.Add(new LogEntry(
+                            U(r.GetInt64(0)), r.GetString(1), r.GetString(2), U(r.GetInt64(3)), (OpKind)r.GetInt32(4),
+                            r.GetString(5), r.GetString(6), r.IsDBNull(7) ? null : (byte[])r.GetValue(7), r.GetString(8),
+                            r.IsDBNull(9) ? null : U(r.GetInt64(9)), deps, U(r.GetInt64(11)), T(r.GetInt64(12))));
+                    }
+                    return list;
+                }, ("$s", shareRowId), ("$c", L(fromCursor)), ("$n", max)));
+
+        public Task<IReadOnlyList<DocumentRecord>> ReadDocumentsAsync(
+            long shareRowId, string? collection, (string Collection, string Key)? after, int max, CancellationToken ct = default)
+        {
+            var sql = "SELECT d.collection, d.key, l.value, l.content_type, d.version, d.cursor FROM documents d JOIN log l ON l.id = d.log_id " +
+                      "WHERE d.share = $s AND d.deleted = 0";
+            var args = new List<(string, object?)> { ("$s", shareRowId), ("$n", max) };
+            if (collection is not null)
+            {
+                sql += " AND d.collection = $coll";
+                args.Add(("$coll", collection));
+            }
+            if (after is { } a)
+            {
+                sql += " AND (d.collection, d.key) > ($ac, $ak)";
+                args.Add(("$ac", a.Collection));
+                args.Add(("$ak", a.Key));
+            }
+            sql += " ORDER BY d.collection, d.key LIMIT $n";
+            return Task.FromResult<IReadOnlyList<DocumentRecord>>(Run(sql, cmd =>
+            {
+                var list = new List<DocumentRecord>();
+                using var r = cmd.ExecuteReader();
+                while (r.Read())
+                    list.Add(new DocumentRecord(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? [] : (byte[])r.GetValue(2),
+                        r.GetString(3), U(r.GetInt64(4)), U(r.GetInt64(5))));
+                return list;
+            }, args.ToArray()));
+        }
+
+        public virtual ValueTask DisposeAsync()
+        {
+            if (_done) return ValueTask.CompletedTask;
+            _done = true;
+            try { Tx.Dispose(); }
+            finally
+            {
+                if (ownsConnection) Connection.Dispose();
+            }
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    // ------------------------------------------------------------------ writer
+
+    private sealed class WriteTransaction(SqliteShareStore store, SqliteTransaction tx) : Reader(store._writer, tx, ownsConnection: false), IShareTransaction
+    {
+        private bool _released;
+
+        protected override SqliteCommand Command(string sql) => store.WriterCommand(sql, Tx);
+        protected override void Release(SqliteCommand cmd) { }
+
+        private int Exec(string sql, params (string Name, object? Value)[] args) => Run(sql, c => c.ExecuteNonQuery(), args);
+
+        public Task<ShareRecord?> LockShareAsync(string shareId, CancellationToken ct = default) => GetShareAsync(shareId, ct);
+
+        public Task SavepointAsync(string name, CancellationToken ct = default) { Tx.Save(name); return Task.CompletedTask; }
+        public Task ReleaseSavepointAsync(string name, CancellationToken ct = default) { Tx.Release(name); return Task.CompletedTask; }
+        public Task RollbackToSavepointAsync(string name, CancellationToken ct = default) { Tx.Rollback(name); return Task.CompletedTask; }
+
+        public Task CommitAsync(CancellationToken ct = default)
+        {
+            Tx.Commit();
+            return Task.CompletedTask;
+        }
+
+        public Task<long> InsertShareAsync(string shareId, string shareKey, string title, IReadOnlyDictionary<string, string> labels,
+            DateTimeOffset createdAt, CancellationToken ct = default) =>
+            Task.FromResult(Run(
+                "INSERT INTO shares(share_id, share_key, title, labels, epoch, cursor, created_at) VALUES ($id, $k, $t, $l, 1, 0, $at) RETURNING id",
+                c => (long)c.ExecuteScalar()!,
+                ("$id", shareId), ("$k", shareKey), ("$t", title), ("$l", JsonSerializer.Serialize(labels)), ("$at", Ms(createdAt))));
+
+        public Task UpdateShareHeadAsync(long shareRowId, ulong epoch, ulong cursor, CancellationToken ct = default)
+        {
+            Exec("UPDATE shares SET epoch = $e, cursor = $c WHERE id = $s", ("$e", L(epoch)), ("$c", L(cursor)), ("$s", shareRowId));
+            return Task.CompletedTask;
+        }
+
+        public Task<long> InsertCapabilityAsync(string capabilityId, long shareRowId, long? parentRowId, byte[] secretHash, Rights rights,
+            DateTimeOffset? expiresAt, string note, DateTimeOffset createdAt, CancellationToken ct = default) =>
+            Task.FromResult(Run(
+                "INSERT INTO capabilities(capability_id, share, parent, secret_hash, rights, expires_at, revoked_at, note, created_at) " +
+                "VALUES ($id, $s, $p, $h, $r, $x, NULL, $n, $at) RETURNING id",
+                c => (long)c.ExecuteScalar()!,
+                ("$id", capabilityId), ("$s", shareRowId), ("$p", parentRowId), ("$h", secretHash), ("$r", (int)rights),
+                ("$x", expiresAt is { } x ? Ms(x) : null), ("$n", note), ("$at", Ms(createdAt))));
+
+        public Task MarkRevokedAsync(IReadOnlyList<long> capabilityRowIds, DateTimeOffset revokedAt, CancellationToken ct = default)
+        {
+            foreach (var id in capabilityRowIds)
+                Exec("UPDATE capabilities SET revoked_at = $at WHERE id = $id AND revoked_at IS NULL", ("$at", Ms(revokedAt)), ("$id", id));
+            return Task.CompletedTask;
+        }
+
+        public Task<OpOutcome?> FindOpAsync(long shareRowId, string opId, CancellationToken ct = default)
+        {
+            var applied = Run("SELECT cursor, version FROM log WHERE share = $s AND op_id = $o", c =>
+            {
+                using var r = c.ExecuteReader();
+                return r.Read() ? new OpOutcome(true, U(r.GetInt64(0)), U(r.GetInt64(1)), 0, "") : null;
+            }, ("$s", shareRowId), ("$o", opId));
+            if (applied is not null) return Task.FromResult<OpOutcome?>(applied);
+            return Task.FromResult(Run("SELECT reason, detail FROM rejections WHERE share = $s AND op_id = $o", c =>
+            {
+                using var r = c.ExecuteReader();
+                return r.Read() ? new OpOutcome(false, 0, 0, r.GetInt32(0), r.GetString(1)) : null;
+            }, ("$s", shareRowId), ("$o", opId)));
+        }
+
+        public Task<ulong> GetProducerSeqAsync(long shareRowId, string producerId, CancellationToken ct = default) =>
+            Task.FromResult(Run("SELECT last_seq FROM producers WHERE share = $s AND producer_id = $p",
+                c => c.ExecuteScalar() is long v ? U(v) : 0UL, ("$s", shareRowId), ("$p", producerId)));
+
+        public Task SetProducerSeqAsync(long shareRowId, string producerId, ulong lastSeq, CancellationToken ct = default)
+        {
+            Exec("INSERT INTO producers(share, producer_id, last_seq) VALUES ($s, $p, $q) ON CONFLICT(share, producer_id) DO UPDATE SET last_seq = excluded.last_seq",
+                ("$s", shareRowId), ("$p", producerId), ("$q", L(lastSeq)));
+            return Task.CompletedTask;
+        }
+
+        public Task<DocumentHead?> GetDocumentHeadAsync(long shareRowId, string collection, string key, CancellationToken ct = default) =>
+            Task.FromResult(Run("SELECT version, cursor, log_id, deleted FROM documents WHERE share = $s AND collection = $c AND key = $k", c =>
+            {
+                using var r = c.ExecuteReader();
+                return r.Read() ? new DocumentHead(U(r.GetInt64(0)), U(r.GetInt64(1)), r.GetInt64(2), r.GetInt64(3) != 0) : null;
+            }, ("$s", shareRowId), ("$c", collection), ("$k", key)));
+
+        public Task<long> AppendLogAsync(long shareRowId, LogEntry e, CancellationToken ct = default) =>
+            Task.FromResult(Run(
+                "INSERT INTO log(share, cursor, op_id, producer_id, seq, kind, collection, key, value, content_type, expected_version, depends_on, version, committed_at) " +
+                "VALUES ($s, $c, $o, $p, $q, $k, $coll, $key, $v, $ct, $ev, $d, $ver, $at) RETURNING id",
+                c => (long)c.ExecuteScalar()!,
+                ("$s", shareRowId), ("$c", L(e.Cursor)), ("$o", e.OpId), ("$p", e.ProducerId), ("$q", L(e.Seq)), ("$k", (int)e.Kind),
+                ("$coll", e.Collection), ("$key", e.Key), ("$v", e.Value), ("$ct", e.ContentType),
+                ("$ev", e.ExpectedVersion is { } ev ? L(ev) : null), ("$d", e.DependsOn.Count == 0 ? null : string.Join('\n', e.DependsOn)),
+                ("$ver", L(e.Version)), ("$at", Ms(e.CommittedAt))));
+
+        public Task UpsertDocumentAsync(long shareRowId, string collection, string key, ulong version, ulong cursor, long logRowId, bool deleted, CancellationToken ct = default)
+        {
+            Exec("INSERT INTO documents(share, collection, key, version, cursor, log_id, deleted) VALUES ($s, $c, $k, $v, $cur, $l, $d) " +
+                 "ON CONFLICT(share, collection, key) DO UPDATE SET version = excluded.version, cursor = excluded.cursor, log_id = excluded.log_id, deleted = excluded.deleted",
+                ("$s", shareRowId), ("$c", collection), ("$k", key), ("$v", L(version)), ("$cur", L(cursor)), ("$l", logRowId), ("$d", deleted ? 1 : 0));
+            return Task.CompletedTask;
+        }
+
+        public Task InsertRejectionAsync(long shareRowId, string opId, int rejectReason, string detail, CancellationToken ct = default)
+        {
+            Exec("INSERT INTO rejections(share, op_id, reason, detail) VALUES ($s, $o, $r, $d)",
+                ("$s", shareRowId), ("$o", opId), ("$r", rejectReason), ("$d", detail));
+            return Task.CompletedTask;
+        }
+
+        public override ValueTask DisposeAsync()
+        {
+            if (_released) return ValueTask.CompletedTask;
+            _released = true;
+            try
+            {
+                return base.DisposeAsync(); // rolls back when not committed
+            }
+            finally
+            {
+                store._writeLock.Release();
+            }
+        }
+    }
+}
