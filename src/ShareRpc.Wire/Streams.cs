@@ -10,6 +10,16 @@ public interface IAsyncStreamReader<out T>
     Task<bool> MoveNext(CancellationToken cancellationToken = default);
 }
 
+/// <summary>
+/// A reader that can also take a message that has already arrived without waiting, so a server
+/// can gather what is queued (one group commit, one flush) before it answers.
+/// </summary>
+public interface IBufferedStreamReader<out T> : IAsyncStreamReader<T>
+{
+    /// <summary>True and <see cref="IAsyncStreamReader{T}.Current"/> set when a whole message is already buffered.</summary>
+    bool TryMoveNextBuffered();
+}
+
 /// <summary>Writes a stream of messages.</summary>
 public interface IAsyncStreamWriter<in T>
 {

@@ -166,6 +166,30 @@ public class BehaviourTests
         Assert.Equal(n, expected);
     }
 
+    [Fact]
+    public async Task A_server_can_take_what_is_already_buffered_and_answer_with_one_flush()
+    {
+        await using var server = await TestServer.StartAsync();
+        using var channel = server.CreateChannel();
+        using var call = channel.AsyncDuplexStreamingCall(TestServer.BatchedDuplex);
+        const int n = 2000;
+        for (var i = 0; i < n; i++)
+        {
+            await call.RequestStream.WriteAsync(i.ToString());
+        }
+
+        await call.RequestStream.CompleteAsync();
+        var got = new List<string>();
+        await foreach (var m in call.ResponseStream.ReadAllAsync())
+        {
+            got.Add(m);
+        }
+
+        // Every message once, in order; and queued messages were gathered (some batch > 1).
+        Assert.Equal(Enumerable.Range(0, n).Select(i => "echo:" + i), got.Select(m => m[..m.IndexOf('/')]));
+        Assert.Contains(got, m => int.Parse(m[(m.IndexOf('/') + 1)..]) > 1);
+    }
+
     internal static async Task WaitUntil(Func<bool> condition, int timeoutMs = 10_000)
     {
         var sw = Stopwatch.StartNew();

@@ -31,6 +31,7 @@ public sealed class TestServer : IAsyncDisposable
     public static readonly Method<string, string> ServerStream = new(MethodType.ServerStreaming, "test.Echo", "ServerStream", Utf8, Utf8);
     public static readonly Method<string, string> ClientStream = new(MethodType.ClientStreaming, "test.Echo", "ClientStream", Utf8, Utf8);
     public static readonly Method<string, string> Duplex = new(MethodType.DuplexStreaming, "test.Echo", "Duplex", Utf8, Utf8);
+    public static readonly Method<string, string> BatchedDuplex = new(MethodType.DuplexStreaming, "test.Echo", "BatchedDuplex", Utf8, Utf8);
     public static readonly Method<string, string> Sleep = new(MethodType.Unary, "test.Echo", "Sleep", Utf8, Utf8);
 
     private readonly WebApplication _app;
@@ -156,6 +157,26 @@ public sealed class TestServer : IAsyncDisposable
             await foreach (var m in requests.ReadAllAsync())
             {
                 await responses.WriteAsync("echo:" + m);
+            }
+        })
+        .AddMethod(BatchedDuplex, async (requests, responses, context) =>
+        {
+            // Answers with "echo:<message>/<messages in this read batch>", one flush per batch.
+            var reader = (IBufferedStreamReader<string>)requests;
+            while (await reader.MoveNext())
+            {
+                var batch = new List<string> { reader.Current };
+                while (reader.TryMoveNextBuffered())
+                {
+                    batch.Add(reader.Current);
+                }
+
+                foreach (var m in batch)
+                {
+                    responses.WriteBuffered("echo:" + m + "/" + batch.Count);
+                }
+
+                await responses.FlushAsync();
             }
         })
         .Build();

@@ -159,6 +159,48 @@ internal static class MessageReader
         }
     }
 
+    /// <summary>A message already in the pipe's buffer, without waiting for more bytes.</summary>
+    public static bool TryReadBuffered<T>(PipeReader reader, Marshaller<T> marshaller, MessageReadOptions options, out T message)
+    {
+        message = default!;
+        if (!reader.TryRead(out var result))
+        {
+            return false;
+        }
+
+        var buffer = result.Buffer;
+        bool framed;
+        bool compressed;
+        ReadOnlySequence<byte> payload;
+        try
+        {
+            framed = GrpcFraming.TryReadFrame(ref buffer, options.MaxMessageBytes, out compressed, out payload);
+        }
+        catch
+        {
+            reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+            throw;
+        }
+
+        if (!framed)
+        {
+            // Nothing consumed; leave it for the next ReadAsync (which also reports a truncated end).
+            reader.AdvanceTo(result.Buffer.Start);
+            return false;
+        }
+
+        try
+        {
+            message = Deserialize(payload, compressed, marshaller, options);
+        }
+        finally
+        {
+            reader.AdvanceTo(buffer.Start);
+        }
+
+        return true;
+    }
+
     private static T Deserialize<T>(ReadOnlySequence<byte> payload, bool compressed, Marshaller<T> marshaller, MessageReadOptions options)
     {
         if (compressed)

@@ -279,7 +279,7 @@ internal sealed class HttpServerCall : ServerCallContext, IDisposable
 }
 
 /// <summary>Request messages of a server call.</summary>
-internal sealed class ServerStreamReader<T> : IAsyncStreamReader<T>
+internal sealed class ServerStreamReader<T> : IBufferedStreamReader<T>
 {
     private readonly HttpServerCall _call;
     private readonly Marshaller<T> _marshaller;
@@ -292,6 +292,29 @@ internal sealed class ServerStreamReader<T> : IAsyncStreamReader<T>
     }
 
     public T Current { get; private set; } = default!;
+
+    public bool TryMoveNextBuffered()
+    {
+        if (_completed)
+        {
+            return false;
+        }
+
+        try
+        {
+            if (MessageReader.TryReadBuffered(_call.RequestBody, _marshaller, _call.ReadOptions, out var message))
+            {
+                Current = message;
+                return true;
+            }
+
+            return false;
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionAbortedException or BadHttpRequestException)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, "The client reset the request stream."), new Metadata(), ex);
+        }
+    }
 
     public async Task<bool> MoveNext(CancellationToken cancellationToken = default)
     {

@@ -1,0 +1,15 @@
+using System.CommandLine;
+using ShareRpc.Cli.Commands;
+
+namespace ShareRpc.Cli;
+
+/// <summary>The sharerpc command line.</summary>
+public static class Program
+{
+    public static Task<int> Main(string[] args)
+    {
+        var root = new RootCommand("ShareRpc: exactly-once op streams over gRPC, with capabilities.");
+        root.Subcommands.Add(BenchCommand.Create());
+        return root.Parse(args).InvokeAsync();
+    }
+}
