@@ -50,7 +50,7 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>Calls the Sleep handler saw end, with the reason.</summary>
     public static System.Collections.Concurrent.ConcurrentQueue<string> SleepOutcomes { get; } = new();
 
-    public static async Task<TestServer> StartAsync(bool tls = false, Action<GrpcServerOptions>? configure = null)
+    public static async Task<TestServer> StartAsync(bool tls = false, Action<GrpcServerOptions>? configure = null, HealthStatusRegistry? health = null)
     {
         var cert = tls ? DevCertificates.CreateSelfSigned() : null;
         var builder = WebApplication.CreateSlimBuilder();
@@ -63,6 +63,11 @@ public sealed class TestServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, 0, cert));
         var app = builder.Build();
         app.MapGrpcService(CreateService());
+        if (health is not null)
+        {
+            app.MapGrpcService(GrpcHealth.CreateService(health));
+            app.MapGrpcService(GrpcReflection.CreateService(Array.Empty<Google.Protobuf.Reflection.FileDescriptor>()));
+        }
         await app.StartAsync();
         var address = app.GetListeningAddresses().Single();
         if (tls)
