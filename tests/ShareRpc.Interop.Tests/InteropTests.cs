@@ -124,13 +124,7 @@ public sealed class InteropTests(InteropFixture fixture)
     private async Task RunOurClientAsync(int port, bool tls, string testCase, Func<string> serverOutput)
     {
         using var channel = fixture.CreateChannel(port, tls);
-        try
-        {
-            await InteropClient.RunAsync(channel, testCase).WaitAsync(CaseTimeout);
-        }
-        catch (Exception e)
-        {
-            Assert.Fail($"case {testCase} ({(tls ? "TLS" : "h2c")}) failed: {e}\n--- server output ---\n{serverOutput()}");
-        }
+        var error = await Record.ExceptionAsync(() => InteropClient.RunAsync(channel, testCase).WaitAsync(CaseTimeout));
+        Assert.True(error is null, $"case {testCase} ({(tls ? "TLS" : "h2c")}) failed: {error}\n--- server output ---\n{serverOutput()}");
     }
 }

@@ -28,6 +28,7 @@ fi
 if [[ ! -d "$here/node/node_modules/@grpc/grpc-js" || ! -d "$here/node/node_modules/@grpc/proto-loader" \
       || ! -x "$here/node/node_modules/.bin/buf" ]]; then
   echo "setup.sh: npm install in tests/interop/node"
+  # npm install, not npm ci: the lock file holds only this platform's optional buf binary.
   (cd "$here/node" && npm install --no-audit --no-fund --loglevel=error)
 fi
 

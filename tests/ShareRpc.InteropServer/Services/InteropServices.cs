@@ -44,7 +44,7 @@ public static class InteropServices
     {
         await EchoMetadataAsync(context);
         EchoStatus(request.ResponseStatus);
-        CheckCompression(request.ExpectCompressed);
+        CheckCompression(request.ExpectCompressed, context);
         CheckPayloadType(request.ResponseType);
         return new SimpleResponse { Payload = CreatePayload(request.ResponseSize) };
     }
@@ -73,7 +73,7 @@ public static class InteropServices
         var total = 0;
         await foreach (var request in requestStream.ReadAllAsync(context.CancellationToken))
         {
-            CheckCompression(request.ExpectCompressed);
+            CheckCompression(request.ExpectCompressed, context);
             total += request.Payload?.Body.Length ?? 0;
         }
 
@@ -160,10 +160,19 @@ public static class InteropServices
         }
     }
 
-    /// <summary>This server does not decompress; a request that says it was compressed cannot be honoured.</summary>
-    private static void CheckCompression(BoolValue? expectCompressed)
+    /// <summary>
+    /// CompressedRequest: a request that expects to have been compressed fails with INVALID_ARGUMENT
+    /// when the call carries no grpc-encoding (the per-message flag is not visible to handlers).
+    /// </summary>
+    private static void CheckCompression(BoolValue? expectCompressed, ServerCallContext context)
     {
-        if (expectCompressed?.Value == true)
+        if (expectCompressed?.Value != true)
+        {
+            return;
+        }
+
+        var encoding = context.HttpContext.Request.Headers["grpc-encoding"].ToString();
+        if (encoding is "" or "identity")
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, "expected a compressed request, got an uncompressed one"));
         }
