@@ -1,0 +1,31 @@
+namespace ShareRpc.Client.Outbox;
+
+/// <summary>How the outbox file is written and how batches are cut.</summary>
+public sealed class OutboxOptions
+{
+    /// <summary>
+    /// synchronous=FULL (default): an op survives power loss once Enqueue returns. False gives
+    /// synchronous=NORMAL: it survives a process crash, not power loss.
+    /// </summary>
+    public bool FsyncEveryCommit { get; set; } = true;
+
+    /// <summary>Ops per sealed batch at most.</summary>
+    public int MaxBatchOps { get; set; } = 512;
+
+    /// <summary>Serialized bytes per sealed batch at most (a single larger op gets a batch of its own).</summary>
+    public int MaxBatchBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Enqueue requests gathered into one commit at most.</summary>
+    public int MaxOpsPerCommit { get; set; } = 4096;
+
+    /// <summary>Acked ops are kept this long (for inspection), then compacted away.</summary>
+    public TimeSpan AckedRetention { get; set; } = TimeSpan.FromHours(1);
+
+    internal void Validate()
+    {
+        if (MaxBatchOps <= 0 || MaxBatchBytes <= 0 || MaxOpsPerCommit <= 0 || AckedRetention < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(OutboxOptions), "Outbox limits must be positive.");
+        }
+    }
+}
