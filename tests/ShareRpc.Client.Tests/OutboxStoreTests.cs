@@ -155,12 +155,27 @@ public sealed class OutboxStoreTests : IDisposable
     public async Task A_second_writer_on_the_same_file_gets_a_clear_error_and_the_file_is_owner_only()
     {
         await using var first = OutboxStore.Open(PathOf());
-        var ex = Assert.Throws<OutboxInUseException>(() => OutboxStore.Open(PathOf()));
+        first.AcquireWriterLock();
+        await using var second = OutboxStore.Open(PathOf());
+        var ex = Assert.Throws<OutboxInUseException>(() => second.AcquireWriterLock());
         Assert.Contains("in use by another process", ex.Message);
         if (!OperatingSystem.IsWindows())
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(PathOf()));
         }
+    }
+
+    [Fact]
+    public async Task The_first_create_intent_wins_across_concurrent_openers()
+    {
+        await using var a = OutboxStore.Open(PathOf());
+        await using var b = OutboxStore.Open(PathOf());
+        var secrets = Enumerable.Range(0, 8).Select(i => Enumerable.Repeat((byte)i, 32).ToArray()).ToArray();
+        var intents = await Task.WhenAll(secrets.Select((s, i) => (i % 2 == 0 ? a : b).GetOrAddShareIntentAsync("http://h:1", "session-1", "t", s)));
+        Assert.Single(intents.Select(i => Convert.ToHexString(i.OwnerSecret)).Distinct());
+        await a.SetShareIntentResultAsync("http://h:1", "session-1", "share-9", Ref, ShareIntentState.Created);
+        var read = await b.GetShareIntentAsync("http://h:1", "session-1");
+        Assert.Equal(("share-9", ShareIntentState.Created), (read!.ShareId, read.State));
     }
 
     [Fact]

@@ -44,63 +44,172 @@ public sealed class OutboxStore : IAsyncDisposable
 
     private readonly SqliteConnection _db;
     private readonly SemaphoreSlim _dbLock = new(1, 1);
-    private readonly FileStream _lockFile;
+    private FileStream? _lockFile;
     private readonly OutboxOptions _options;
     private readonly Channel<EnqueueRequest> _enqueues = Channel.CreateUnbounded<EnqueueRequest>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _committer;
 
-    private OutboxStore(string path, SqliteConnection db, FileStream lockFile, OutboxOptions options)
+    private OutboxStore(string path, SqliteConnection db, OutboxOptions options)
     {
         Path = path;
         _db = db;
-        _lockFile = lockFile;
         _options = options;
         _committer = Task.Run(CommitLoopAsync);
     }
 
     public string Path { get; }
 
-    /// <summary>Opens (creating with mode 0600) the outbox file; a second writer process gets a clear error.</summary>
+    /// <summary>
+    /// Opens (creating with mode 0600) the outbox file. Several processes may open it (creating
+    /// shares is race-safe through SQLite's own locking); only one may send from it, see
+    /// <see cref="AcquireWriterLock"/>.
+    /// </summary>
     public static OutboxStore Open(string path, OutboxOptions? options = null)
     {
         options ??= new OutboxOptions();
         options.Validate();
         var full = System.IO.Path.GetFullPath(path);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
-        FileStream lockFile;
-        try
+        if (!File.Exists(full))
         {
-            // FileShare.None is an exclusive advisory lock across processes on Linux.
-            lockFile = new FileStream(full + ".lock", OwnerOnly(FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
-        }
-        catch (IOException ex)
-        {
-            throw new OutboxInUseException(full, ex);
-        }
-
-        try
-        {
-            if (!File.Exists(full))
+            try
             {
                 // The file holds sturdy refs (secrets): owner-only from its first byte.
-                using (new FileStream(full, OwnerOnly(FileMode.CreateNew, FileAccess.Write, FileShare.None)))
+                using (new FileStream(full, OwnerOnly(FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite)))
                 {
                 }
             }
+            catch (IOException) when (File.Exists(full))
+            {
+                // Another process created it first.
+            }
+        }
 
-            var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Pooling = false }.ToString());
+        var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Pooling = false, DefaultTimeout = 30 }.ToString());
+        try
+        {
             db.Open();
+            Exec(db, "PRAGMA busy_timeout=10000;");
             Exec(db, "PRAGMA journal_mode=WAL;");
             Exec(db, options.FsyncEveryCommit ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
-            Exec(db, "PRAGMA busy_timeout=5000;");
             Migrate(db);
-            return new OutboxStore(full, db, lockFile, options);
+            return new OutboxStore(full, db, options);
         }
         catch
         {
-            lockFile.Dispose();
+            db.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Takes the single-sender lock (an exclusive lock on FILE.lock, held until dispose): one
+    /// process sends from an outbox file; a second gets <see cref="OutboxInUseException"/>.
+    /// </summary>
+    public void AcquireWriterLock()
+    {
+        lock (_enqueues)
+        {
+            if (_lockFile is not null)
+            {
+                return;
+            }
+
+            try
+            {
+                // FileShare.None is an exclusive advisory lock across processes on Linux.
+                _lockFile = new FileStream(Path + ".lock", OwnerOnly(FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+            }
+            catch (IOException ex)
+            {
+                throw new OutboxInUseException(Path, ex);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The persisted intent to create a share: written (with its owner secret) before the remote
+    /// call, so a crash or a lost response never orphans a share. The first caller's secret wins
+    /// across tasks and processes (one SQLite transaction), so every racer creates the same share.
+    /// </summary>
+    public async Task<ShareIntent> GetOrAddShareIntentAsync(string server, string shareKey, string title, byte[] newSecret)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(server);
+        ArgumentException.ThrowIfNullOrEmpty(shareKey);
+        await _dbLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            using var tx = _db.BeginTransaction();
+            using (var cmd = _db.CreateCommand())
+            {
+                cmd.Transaction = tx;
+                cmd.CommandText = """
+                    INSERT INTO share_intents(share_key, server, owner_secret, title, state, created_at)
+                    VALUES ($k, $s, $secret, $title, 0, $t) ON CONFLICT DO NOTHING
+                    """;
+                cmd.Parameters.AddWithValue("$k", shareKey);
+                cmd.Parameters.AddWithValue("$s", server);
+                cmd.Parameters.AddWithValue("$secret", newSecret);
+                cmd.Parameters.AddWithValue("$title", title ?? "");
+                cmd.Parameters.AddWithValue("$t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                cmd.ExecuteNonQuery();
+            }
+
+            var intent = ReadIntent(server, shareKey, tx)!;
+            tx.Commit();
+            return intent;
+        }
+        finally
+        {
+            _dbLock.Release();
+        }
+    }
+
+    /// <summary>Records the server's answer to a create (or clears it: null, for a recreate).</summary>
+    public async Task SetShareIntentResultAsync(string server, string shareKey, string? shareId, string? sturdyRef, ShareIntentState state)
+    {
+        await _dbLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "UPDATE share_intents SET share_id = $id, sturdy_ref = $r, state = $st WHERE server = $s AND share_key = $k";
+            cmd.Parameters.AddWithValue("$id", (object?)shareId ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$r", (object?)sturdyRef ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$st", (int)state);
+            cmd.Parameters.AddWithValue("$s", server);
+            cmd.Parameters.AddWithValue("$k", shareKey);
+            cmd.ExecuteNonQuery();
+        }
+        finally
+        {
+            _dbLock.Release();
+        }
+    }
+
+    public async Task<ShareIntent?> GetShareIntentAsync(string server, string shareKey)
+    {
+        await _dbLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            return ReadIntent(server, shareKey, null);
+        }
+        finally
+        {
+            _dbLock.Release();
+        }
+    }
+
+    private ShareIntent? ReadIntent(string server, string shareKey, SqliteTransaction? tx)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT owner_secret, title, share_id, sturdy_ref, state FROM share_intents WHERE server = $s AND share_key = $k";
+        cmd.Parameters.AddWithValue("$s", server);
+        cmd.Parameters.AddWithValue("$k", shareKey);
+        using var r = cmd.ExecuteReader();
+        return r.Read()
+            ? new ShareIntent(server, shareKey, (byte[])r.GetValue(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3), (ShareIntentState)r.GetInt32(4))
+            : null;
     }
 
     /// <summary>The producer for a share, made (with a new producer id) the first time.</summary>
@@ -506,7 +615,7 @@ public sealed class OutboxStore : IAsyncDisposable
         await _committer.ConfigureAwait(false);
         await _dbLock.WaitAsync().ConfigureAwait(false);
         _db.Dispose();
-        _lockFile.Dispose();
+        _lockFile?.Dispose();
     }
 
     private static FileStreamOptions OwnerOnly(FileMode mode, FileAccess access, FileShare share)
@@ -582,6 +691,16 @@ public sealed class OutboxStore : IAsyncDisposable
                   sealed_at INTEGER NOT NULL,
                   acked_at INTEGER);
                 CREATE INDEX batches_by_state ON batches(share_id, state, first_seq);
+                CREATE TABLE share_intents(
+                  share_key TEXT NOT NULL,
+                  server TEXT NOT NULL,
+                  owner_secret BLOB NOT NULL,
+                  title TEXT NOT NULL,
+                  share_id TEXT,
+                  sturdy_ref TEXT,
+                  state INTEGER NOT NULL,
+                  created_at INTEGER NOT NULL,
+                  PRIMARY KEY(server, share_key));
                 PRAGMA user_version = 1;
                 """;
             cmd.ExecuteNonQuery();
@@ -708,6 +827,17 @@ public sealed class OutboxStore : IAsyncDisposable
         public TaskCompletionSource<EnqueuedOp> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }
+
+/// <summary>Where a share's creation stands.</summary>
+public enum ShareIntentState
+{
+    Pending = 0,
+    Created = 1,
+    Aborted = 2,
+}
+
+/// <summary>A persisted create-share intent and, once known, its result.</summary>
+public sealed record ShareIntent(string Server, string ShareKey, byte[] OwnerSecret, string Title, string? ShareId, string? SturdyRef, ShareIntentState State);
 
 /// <summary>Another process holds this outbox file; one writer per file.</summary>
 public sealed class OutboxInUseException : IOException

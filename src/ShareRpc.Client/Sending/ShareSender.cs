@@ -1,0 +1,349 @@
+using ShareRpc.Client.Outbox;
+using ShareRpc.Protocol;
+using ShareRpc.Protocol.Refs;
+using ShareRpc.Protocol.V1;
+using ShareRpc.Wire;
+
+namespace ShareRpc.Client.Sending;
+
+/// <summary>
+/// Streams one share's outbox over AppendOps (DESIGN.md "Client: the durable outbox"): resends
+/// every unacked batch from the oldest, byte-for-byte, then seals and sends new ones, keeping
+/// up to MaxInFlightBatches unacked; records each ack in one transaction. On failure it
+/// reconnects with jittered exponential backoff, redeeming again when the epoch moved; on a
+/// permanent error (PERMISSION_DENIED, NOT_FOUND, ...) it stops and keeps every op.
+/// </summary>
+internal sealed class ShareSender : IAsyncDisposable
+{
+    private readonly ShareRpcClient _client;
+    private readonly ShareWriter _writer;
+    private readonly SturdyRef _sturdyRef;
+    private readonly Task<ProducerInfo> _producer;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _work = new(0, int.MaxValue);
+    private readonly object _lock = new();
+    private TaskCompletionSource _progress = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Task _loop;
+
+    public ShareSender(ShareRpcClient client, ShareWriter writer, SturdyRef sturdyRef, Task<ProducerInfo> producer)
+    {
+        _client = client;
+        _writer = writer;
+        _sturdyRef = sturdyRef;
+        _producer = producer;
+        _loop = Task.Run(RunAsync);
+    }
+
+    public ShareRpcCallException? StopError { get; private set; }
+
+    public string? LastError { get; private set; }
+
+    private OutboxStore Outbox => _client.Outbox;
+
+    private string ShareId => _sturdyRef.ShareId;
+
+    public void NotifyWork()
+    {
+        if (_work.CurrentCount == 0)
+        {
+            _work.Release();
+        }
+    }
+
+    public async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task progressed;
+            lock (_lock)
+            {
+                progressed = _progress.Task;
+            }
+
+            if (StopError is { } stopped)
+            {
+                throw stopped;
+            }
+
+            var status = await Outbox.GetStatusAsync(ShareId).ConfigureAwait(false);
+            if (status.PendingOps == 0)
+            {
+                return;
+            }
+
+            // Woken by every ack and by a stop; the timeout only re-checks the store.
+            try
+            {
+                await progressed.WaitAsync(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private void SignalProgress()
+    {
+        TaskCompletionSource done;
+        lock (_lock)
+        {
+            done = _progress;
+            _progress = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        done.TrySetResult();
+    }
+
+    private async Task RunAsync()
+    {
+        var producer = await _producer.ConfigureAwait(false);
+        var backoff = _client.Options.InitialBackoffMs;
+        var redeem = false;
+        var staleInARow = 0;
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                // Nothing to send: wait for work before connecting (an idle writer holds no stream).
+                var status = await Outbox.GetStatusAsync(ShareId).ConfigureAwait(false);
+                if (status.PendingOps == 0)
+                {
+                    await _work.WaitAsync(_stop.Token).ConfigureAwait(false);
+                    continue;
+                }
+
+                var live = await _client.LiveRefs.GetAsync(_sturdyRef, redeem, _stop.Token).ConfigureAwait(false);
+                redeem = false;
+                var progressed = await StreamAsync(producer, live.LiveRef).ConfigureAwait(false);
+                if (progressed)
+                {
+                    backoff = _client.Options.InitialBackoffMs;
+                    staleInARow = 0;
+                }
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (ShareRpcCallException ex) when (ex.IsRedeemable && staleInARow++ < 3)
+            {
+                // The epoch moved (a revoke) or the live ref expired: redeem, go on at once.
+                LastError = ex.Message;
+                redeem = true;
+                continue;
+            }
+            catch (ShareRpcCallException ex) when (ex.IsPermanent)
+            {
+                await StopAsync(ex).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex)
+            {
+                LastError = ex is ShareRpcCallException s ? s.Message : ex.GetType().Name + ": " + ex.Message;
+                if (ex is ShareRpcCallException { IsRedeemable: true })
+                {
+                    redeem = true;
+                }
+            }
+
+            // Jittered exponential backoff: many clients reconnecting after a server restart spread out.
+            var delay = backoff / 2 + Random.Shared.Next(backoff / 2 + 1);
+            backoff = Math.Min(backoff * 2, _client.Options.MaxBackoffMs);
+            try
+            {
+                await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task StopAsync(ShareRpcCallException error)
+    {
+        StopError = error;
+        LastError = error.Message;
+        try
+        {
+            await Outbox.SetStoppedReasonAsync(ShareId, error.Message).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The in-memory error still surfaces through FlushAsync and the event.
+        }
+
+        _writer.FailAll(error);
+        SignalProgress();
+    }
+
+    /// <summary>One AppendOps stream until it fails or the writer stops. True when an ack arrived.</summary>
+    private async Task<bool> StreamAsync(ProducerInfo producer, string liveRef)
+    {
+        using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        using var call = _client.ChannelFor(_sturdyRef.Address).AsyncDuplexStreamingCall(
+            ShareRpcMethods.AppendOpsRaw,
+            new CallOptions(ShareRpcClient.Bearer(liveRef), null, streamCts.Token));
+        var inFlight = new Queue<SealedBatch>();
+        var window = new SemaphoreSlim(_client.Options.MaxInFlightBatches, _client.Options.MaxInFlightBatches);
+        var acked = 0;
+
+        var reader = Task.Run(async () =>
+        {
+            try
+            {
+                while (await call.ResponseStream.MoveNext().ConfigureAwait(false))
+                {
+                    var response = call.ResponseStream.Current;
+                    SealedBatch head;
+                    lock (inFlight)
+                    {
+                        if (inFlight.Count == 0)
+                        {
+                            throw new InvalidOperationException($"Server acked batch {response.BatchId} that was not sent.");
+                        }
+
+                        head = inFlight.Peek();
+                    }
+
+                    // Acks come one per batch, in order (DESIGN.md "AppendOps").
+                    if (response.BatchId != head.BatchId)
+                    {
+                        throw new InvalidOperationException($"Ack for {response.BatchId} while {head.BatchId} was next.");
+                    }
+
+                    if (response.BatchStatus == BatchStatus.OutOfOrder)
+                    {
+                        // The server expects an earlier seq: end this stream and resend from the
+                        // oldest unacked batch. If that is later than expected_seq, the server has
+                        // lost ops it acked before: nothing here can repair that.
+                        var oldest = await Outbox.GetUnackedBatchesAsync(ShareId, 0, 1).ConfigureAwait(false);
+                        if (oldest.Count > 0 && oldest[0].FirstSeq > response.ExpectedSeq)
+                        {
+                            throw new ShareRpcCallException(
+                                new Status(StatusCode.DataLoss, $"The server expects seq {response.ExpectedSeq}, but ops before {oldest[0].FirstSeq} were acked and compacted here."),
+                                new Metadata());
+                        }
+
+                        throw new OutOfOrderException(response.ExpectedSeq);
+                    }
+
+                    var outcomes = await Outbox.RecordAckAsync(ShareId, response).ConfigureAwait(false);
+                    lock (inFlight)
+                    {
+                        inFlight.Dequeue();
+                    }
+
+                    foreach (var o in outcomes)
+                    {
+                        _writer.CompleteAck(o);
+                    }
+
+                    Interlocked.Increment(ref acked);
+                    window.Release();
+                    SignalProgress();
+                }
+            }
+            finally
+            {
+                // However the response side ended, the writing side stops too.
+                streamCts.Cancel();
+            }
+        });
+
+        try
+        {
+            ulong lastSent = 0;
+            while (true)
+            {
+                await window.WaitAsync(streamCts.Token).ConfigureAwait(false);
+
+                // First every batch sealed before (a resend after a failure or a restart), then new ones.
+                var next = (await Outbox.GetUnackedBatchesAsync(ShareId, lastSent + 1, 1).ConfigureAwait(false)).FirstOrDefault();
+                if (next is null)
+                {
+                    bool idle;
+                    lock (inFlight)
+                    {
+                        idle = inFlight.Count == 0;
+                    }
+
+                    if (idle && _client.Options.LingerMs > 0)
+                    {
+                        // Nothing in flight: give concurrent producers a moment to fill the batch.
+                        await Task.Delay(_client.Options.LingerMs, streamCts.Token).ConfigureAwait(false);
+                    }
+
+                    next = await Outbox.SealNextBatchAsync(ShareId).ConfigureAwait(false);
+                }
+
+                if (next is null)
+                {
+                    window.Release();
+                    bool drained;
+                    lock (inFlight)
+                    {
+                        drained = inFlight.Count == 0;
+                    }
+
+                    if (drained)
+                    {
+                        // All acked and nothing pending: close the stream; RunAsync waits for work.
+                        await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                        await reader.ConfigureAwait(false);
+                        return acked > 0;
+                    }
+
+                    await Task.WhenAny(_work.WaitAsync(streamCts.Token), reader).ConfigureAwait(false);
+                    continue;
+                }
+
+                lock (inFlight)
+                {
+                    inFlight.Enqueue(next);
+                }
+
+                await call.RequestStream.WriteAsync(next.RequestBytes, streamCts.Token).ConfigureAwait(false);
+                lastSent = next.LastSeq;
+            }
+        }
+        catch (Exception writeError) when (writeError is OperationCanceledException or RpcException or InvalidOperationException)
+        {
+            if (_stop.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(_stop.Token);
+            }
+
+            // The response side holds the real cause (the status, or the bad ack).
+            try
+            {
+                await reader.ConfigureAwait(false);
+            }
+            catch (RpcException ex)
+            {
+                throw ShareRpcCallException.From(ex);
+            }
+
+            if (writeError is RpcException rpc)
+            {
+                throw ShareRpcCallException.From(rpc);
+            }
+
+            throw new ShareRpcCallException(new Status(StatusCode.Unavailable, "The AppendOps stream ended."), new Metadata(), writeError);
+        }
+    }
+
+    private sealed class OutOfOrderException(ulong expectedSeq) : Exception($"Server expects seq {expectedSeq}: resending from the oldest unacked batch.");
+}

@@ -1,0 +1,138 @@
+using System.Collections.Concurrent;
+using Google.Protobuf;
+using ShareRpc.Client.Outbox;
+using ShareRpc.Client.Sending;
+using ShareRpc.Protocol.Refs;
+using ShareRpc.Protocol.V1;
+
+namespace ShareRpc.Client;
+
+/// <summary>An op durable in the outbox: its id, its seq, and a task completed by the server's ack.</summary>
+public sealed record PendingOp(string OpId, ulong Seq, Task<OpOutcome> Acked);
+
+/// <summary>Progress of one share's writer.</summary>
+public sealed record WriterProgress(long PendingOps, TimeSpan? OldestPendingAge, string? LastError, bool Stopped);
+
+/// <summary>
+/// Writes ops to one share: each call returns once the op is durable in the outbox; a background
+/// sender streams sealed batches (pipelined, bounded window) and replays them after any failure.
+/// </summary>
+public sealed class ShareWriter : IAsyncDisposable
+{
+    private readonly ShareRpcClient _client;
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<OpOutcome>> _acks = new(StringComparer.Ordinal);
+    private readonly Task<ProducerInfo> _producer;
+    private readonly ShareSender _sender;
+
+    internal ShareWriter(ShareRpcClient client, SturdyRef sturdyRef)
+    {
+        _client = client;
+        SturdyRef = sturdyRef;
+        _producer = client.Outbox.EnsureProducerAsync(sturdyRef.ShareId, sturdyRef.ToString());
+        _sender = new ShareSender(client, this, sturdyRef, _producer);
+    }
+
+    /// <summary>Raised once when the sender stops for good (PERMISSION_DENIED, NOT_FOUND, ...); the ops stay in the outbox.</summary>
+    public event EventHandler<ShareRpcCallException>? Stopped;
+
+    public SturdyRef SturdyRef { get; }
+
+    public string ShareId => SturdyRef.ShareId;
+
+    /// <summary>Why the sender stopped, if it did.</summary>
+    public ShareRpcCallException? StopError => _sender.StopError;
+
+    public Task<PendingOp> PutAsync(string collection, string key, ReadOnlyMemory<byte> value, string contentType = "", ulong? expectedVersion = null, IEnumerable<string>? dependsOn = null)
+    {
+        var put = new Put { Collection = collection, Key = key, Value = ByteString.CopyFrom(value.Span), ContentType = contentType };
+        if (expectedVersion is { } v)
+        {
+            put.ExpectedVersion = v;
+        }
+
+        return EnqueueAsync(new Op { Put = put }, dependsOn);
+    }
+
+    public Task<PendingOp> DeleteAsync(string collection, string key, ulong? expectedVersion = null, IEnumerable<string>? dependsOn = null)
+    {
+        var delete = new Delete { Collection = collection, Key = key };
+        if (expectedVersion is { } v)
+        {
+            delete.ExpectedVersion = v;
+        }
+
+        return EnqueueAsync(new Op { Delete = delete }, dependsOn);
+    }
+
+    public Task<PendingOp> AppendAsync(string collection, ReadOnlyMemory<byte> value, string contentType = "", IEnumerable<string>? dependsOn = null) =>
+        EnqueueAsync(new Op { Append = new Append { Collection = collection, Value = ByteString.CopyFrom(value.Span), ContentType = contentType } }, dependsOn);
+
+    /// <summary>Enqueues a prepared op (its op_id is made here, UUIDv7, unless set; seq is always assigned here).</summary>
+    public async Task<PendingOp> EnqueueAsync(Op op, IEnumerable<string>? dependsOn = null)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        await _producer.ConfigureAwait(false);
+        op = op.Clone();
+        if (dependsOn is not null)
+        {
+            op.DependsOn.AddRange(dependsOn);
+        }
+
+        if (string.IsNullOrEmpty(op.OpId))
+        {
+            op.OpId = Guid.CreateVersion7().ToString();
+        }
+
+        // Registered before the op is durable, so an ack can never arrive unobserved.
+        var ack = _acks.GetOrAdd(op.OpId, _ => new TaskCompletionSource<OpOutcome>(TaskCreationOptions.RunContinuationsAsynchronously));
+        EnqueuedOp queued;
+        try
+        {
+            queued = await _client.Outbox.EnqueueAsync(ShareId, op).ConfigureAwait(false);
+        }
+        catch
+        {
+            _acks.TryRemove(op.OpId, out _);
+            throw;
+        }
+
+        _sender.NotifyWork();
+        return new PendingOp(queued.OpId, queued.Seq, ack.Task);
+    }
+
+    /// <summary>Waits until every op in the outbox for this share is acked or rejected; throws if the sender stopped.</summary>
+    public Task FlushAsync(CancellationToken cancellationToken = default) => _sender.FlushAsync(cancellationToken);
+
+    public async Task<WriterProgress> GetProgressAsync()
+    {
+        var status = await _client.Outbox.GetStatusAsync(ShareId).ConfigureAwait(false);
+        return new WriterProgress(
+            status.PendingOps,
+            status.OldestPendingEnqueuedAt is { } t ? DateTimeOffset.UtcNow - t : null,
+            _sender.LastError,
+            _sender.StopError is not null);
+    }
+
+    public ValueTask DisposeAsync() => _sender.DisposeAsync();
+
+    internal void CompleteAck(OpOutcome outcome)
+    {
+        if (_acks.TryRemove(outcome.OpId, out var tcs))
+        {
+            tcs.TrySetResult(outcome);
+        }
+    }
+
+    internal void FailAll(ShareRpcCallException error)
+    {
+        foreach (var key in _acks.Keys)
+        {
+            if (_acks.TryRemove(key, out var tcs))
+            {
+                tcs.TrySetException(error);
+            }
+        }
+
+        Stopped?.Invoke(this, error);
+    }
+}
