@@ -9,6 +9,12 @@ public static class Program
     public static Task<int> Main(string[] args)
     {
         var root = new RootCommand("ShareRpc: exactly-once op streams over gRPC, with capabilities.");
+        root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(ClientCommands.Create());
+        root.Subcommands.Add(ClientCommands.Append());
+        root.Subcommands.Add(ClientCommands.Tail());
+        root.Subcommands.Add(ClientCommands.Outbox());
+        root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         return root.Parse(args).InvokeAsync();
     }

@@ -34,6 +34,9 @@ public sealed class ShareRpcClientOptions
     /// <summary>Refresh a live ref this long before it expires.</summary>
     public int LiveRefRefreshMarginMs { get; set; } = 60_000;
 
+    /// <summary>Failure injection for tests and harnesses; null (off) by default.</summary>
+    public ClientFaultHooks? Faults { get; set; }
+
     /// <summary>Where best-effort operations (AbortAsync) report their errors.</summary>
     public Action<Exception>? ErrorCallback { get; set; }
 

@@ -240,6 +240,11 @@ internal sealed class ShareSender : IAsyncDisposable
                         throw new OutOfOrderException(response.ExpectedSeq);
                     }
 
+                    if (_client.Options.Faults?.BeforeRecordAck is { } beforeAck)
+                    {
+                        await beforeAck(response.BatchId).ConfigureAwait(false);
+                    }
+
                     var outcomes = await Outbox.RecordAckAsync(ShareId, response).ConfigureAwait(false);
                     lock (inFlight)
                     {
@@ -308,6 +313,11 @@ internal sealed class ShareSender : IAsyncDisposable
 
                     await Task.WhenAny(_work.WaitAsync(streamCts.Token), reader).ConfigureAwait(false);
                     continue;
+                }
+
+                if (_client.Options.Faults?.BeforeSend is { } beforeSend)
+                {
+                    await beforeSend(next.BatchId).ConfigureAwait(false);
                 }
 
                 lock (inFlight)
