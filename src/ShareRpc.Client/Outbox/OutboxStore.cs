@@ -638,7 +638,10 @@ public sealed class OutboxStore : IAsyncDisposable
 
     private static void Migrate(SqliteConnection db)
     {
+        // BEGIN IMMEDIATE first: two processes opening a new file at once must not both create it.
+        using var tx = db.BeginTransaction(deferred: false);
         using var get = db.CreateCommand();
+        get.Transaction = tx;
         get.CommandText = "PRAGMA user_version;";
         var version = Convert.ToInt32(get.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
         if (version > SchemaVersion)
@@ -648,7 +651,6 @@ public sealed class OutboxStore : IAsyncDisposable
 
         if (version < 1)
         {
-            using var tx = db.BeginTransaction();
             using var cmd = db.CreateCommand();
             cmd.Transaction = tx;
             // Rowid tables throughout: op rows carry KiB payloads (SQLite advises against
@@ -704,8 +706,9 @@ public sealed class OutboxStore : IAsyncDisposable
                 PRAGMA user_version = 1;
                 """;
             cmd.ExecuteNonQuery();
-            tx.Commit();
         }
+
+        tx.Commit();
     }
 
     private ProducerInfo? ReadProducer(string shareId)

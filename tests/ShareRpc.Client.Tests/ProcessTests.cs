@@ -1,0 +1,145 @@
+using System.Text;
+using ShareRpc.Protocol.V1;
+
+namespace ShareRpc.Client.Tests;
+
+/// <summary>Crash tests against real <c>sharerpc serve</c> and <c>sharerpc append</c> processes.</summary>
+public sealed class ProcessTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private async Task<(CliProcess Server, string Address)> StartServerAsync(int port)
+    {
+        var server = CliProcess.Start("serve", "--port", port.ToString(), "--data", _dir.File("server"));
+        var line = await server.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal));
+        return (server, line["listening on ".Length..]);
+    }
+
+    /// <summary>The whole log, read by subscribing from cursor 0 until the head is reached.</summary>
+    private static async Task<List<CommittedOp>> ReadLogAsync(ShareRpcClient client, string sturdy)
+    {
+        var head = (await client.RedeemAsync(sturdy)).Cursor;
+        var log = new List<CommittedOp>();
+        if (head == 0)
+        {
+            return log;
+        }
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await foreach (var e in client.SubscribeAsync(sturdy, 0, false, cts.Token))
+        {
+            if (e.Op is { } op)
+            {
+                log.Add(op);
+                if (op.Cursor == head)
+                {
+                    break;
+                }
+            }
+        }
+
+        return log;
+    }
+
+    [Fact]
+    public async Task Server_killed_mid_stream_and_restarted_every_op_applied_once_in_seq_order()
+    {
+        var port = CliProcess.FreePort();
+        var (server, address) = await StartServerAsync(port);
+        await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("outbox.db"), InitialBackoffMs = 20, MaxBackoffMs = 300 });
+        var sturdy = await client.EnsureShareAsync(address, "session-server-kill");
+        var writer = client.OpenWriter(sturdy);
+        var pending = new List<PendingOp>();
+        for (var i = 0; i < 3000; i++)
+        {
+            pending.Add(await writer.PutAsync("c", "k" + (i % 100), Encoding.UTF8.GetBytes("v" + i)));
+            if (i == 1500)
+            {
+                // Mid-stream: some batches acked, some in flight, more being written.
+                await server.KillAsync();
+            }
+        }
+
+        // Everything after the kill was enqueued while the server was down.
+        Assert.True(server.HasExited);
+        await using var restarted = (await StartServerAsync(port)).Server;
+        await writer.FlushAsync();
+
+        var log = await ReadLogAsync(client, sturdy);
+        Assert.Equal(pending.Count, log.Count);
+        Assert.Equal(pending.Select(p => p.OpId), log.Select(l => l.Op.OpId));
+        Assert.Equal(Enumerable.Range(1, log.Count).Select(i => (ulong)i), log.Select(l => l.Cursor));
+        var outcomes = await Task.WhenAll(pending.Select(p => p.Acked));
+        Assert.All(outcomes, o => Assert.Contains(o.Status, new[] { OpStatus.Applied, OpStatus.Duplicate }));
+    }
+
+    [Theory]
+    [InlineData("--fault-hold-before-send", "fault: holding before send")]
+    [InlineData("--fault-hold-before-ack", "fault: holding before ack")]
+    public async Task Client_killed_then_restarted_on_the_same_outbox_finishes_each_op_once(string fault, string marker)
+    {
+        var (server, address) = await StartServerAsync(CliProcess.FreePort());
+        await using var _ = server;
+        var outbox = _dir.File("writer.db");
+        var create = CliProcess.Start("create", "--server", address, "--key", "session-client-kill", "--outbox", outbox);
+        Assert.Equal(0, await create.WaitForExitAsync());
+        var sturdy = create.Lines.Single(l => l.StartsWith("sharerpc://", StringComparison.Ordinal));
+
+        var input = _dir.File("ops.jsonl");
+        await File.WriteAllLinesAsync(input, Enumerable.Range(0, 200).Select(i => $"{{\"op\":\"put\",\"collection\":\"c\",\"key\":\"k{i}\",\"value\":\"v{i}\"}}"));
+        await using (var first = CliProcess.Start("append", "--ref", sturdy, "--outbox", outbox, "--file", input, fault))
+        {
+            await first.WaitForLineAsync(l => l.StartsWith(marker, StringComparison.Ordinal));
+            await first.KillAsync();
+        }
+
+        // What the killed process made durable is the truth: every such op must be applied once.
+        ulong enqueued;
+        await using (var store = Outbox.OutboxStore.Open(outbox))
+        {
+            enqueued = (await store.GetProducersAsync()).Single().NextSeq - 1;
+        }
+
+        Assert.True(enqueued > 0);
+        await using var observer = new ShareRpcClient();
+        var before = (await observer.RedeemAsync(sturdy)).Cursor;
+        if (fault == "--fault-hold-before-send")
+        {
+            Assert.Equal(0UL, before); // killed before anything was sent
+        }
+        else
+        {
+            Assert.True(before > 0, "the server committed a batch whose ack the killed client never recorded");
+        }
+
+        // A new process on the same outbox: resumes what the dead one left, sends nothing new.
+        var empty = _dir.File("empty.jsonl");
+        await File.WriteAllTextAsync(empty, "");
+        var second = CliProcess.Start("append", "--ref", sturdy, "--outbox", outbox, "--file", empty);
+        Assert.Equal(0, await second.WaitForExitAsync());
+
+        var log = await ReadLogAsync(observer, sturdy);
+        var n = (int)enqueued;
+        Assert.Equal(n, log.Count);
+        Assert.Equal(n, log.Select(l => l.Op.OpId).Distinct().Count());
+        Assert.Equal(Enumerable.Range(1, n).Select(i => (ulong)i), log.Select(l => l.Op.Seq));
+        Assert.Equal(Enumerable.Range(0, n).Select(i => "k" + i), log.Select(l => l.Op.Put.Key));
+    }
+
+    [Fact]
+    public async Task Ensure_share_from_two_processes_on_one_outbox_yields_one_share()
+    {
+        var (server, address) = await StartServerAsync(CliProcess.FreePort());
+        await using var _ = server;
+        var outbox = _dir.File("shared.db");
+        var a = CliProcess.Start("create", "--server", address, "--key", "session-two-procs", "--outbox", outbox);
+        var b = CliProcess.Start("create", "--server", address, "--key", "session-two-procs", "--outbox", outbox);
+        Assert.Equal(0, await a.WaitForExitAsync());
+        Assert.Equal(0, await b.WaitForExitAsync());
+        var refA = a.Lines.Single(l => l.StartsWith("sharerpc://", StringComparison.Ordinal));
+        var refB = b.Lines.Single(l => l.StartsWith("sharerpc://", StringComparison.Ordinal));
+        Assert.Equal(refA, refB);
+    }
+}
