@@ -37,6 +37,26 @@ internal static class BenchCommand
             return 0;
         });
         bench.Subcommands.Add(wire);
+
+        var ops = new Option<int>("--ops") { Description = "Pending ops in the outbox before the restart.", DefaultValueFactory = _ => 200_000 };
+        var valueBytes = new Option<int>("--value-bytes") { Description = "Value bytes per op.", DefaultValueFactory = _ => 1024 };
+        var replayOut = new Option<FileInfo?>("--out") { Description = "Write the results as JSON to this file." };
+        var replay = new Command("replay", "Pending ops replayed from the outbox after a restart: time, duplicates, client peak RSS vs a 1k-op baseline.")
+        {
+            ops, valueBytes, replayOut,
+        };
+        replay.SetAction(async (parse, ct) =>
+        {
+            var result = await ReplayBenchmark.RunAsync(parse.GetValue(ops), parse.GetValue(valueBytes), Console.Out, ct);
+            Console.WriteLine($"  peak RSS ratio, {result.Backlog.Ops:N0} ops vs {result.Baseline.Ops:N0}: {result.PeakRssRatio:0.00}x");
+            if (parse.GetValue(replayOut) is { } file)
+            {
+                await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }), ct);
+            }
+
+            return result.Backlog.DuplicatesApplied == 0 ? 0 : 1;
+        });
+        bench.Subcommands.Add(replay);
         return bench;
     }
 }

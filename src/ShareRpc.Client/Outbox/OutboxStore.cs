@@ -524,6 +524,24 @@ public sealed class OutboxStore : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// True when every op enqueued for the share is acked or rejected. O(1): batches are acked in
+    /// seq order, so the producer's acked seq says it all (GetStatusAsync counts rows).
+    /// </summary>
+    public async Task<bool> IsDrainedAsync(string shareId)
+    {
+        await _dbLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var p = ReadProducer(shareId);
+            return p is null || p.AckedSeq + 1 >= p.NextSeq;
+        }
+        finally
+        {
+            _dbLock.Release();
+        }
+    }
+
     public async Task<OutboxStatus> GetStatusAsync(string shareId)
     {
         await _dbLock.WaitAsync().ConfigureAwait(false);

@@ -65,8 +65,7 @@ internal sealed class ShareSender : IAsyncDisposable
                 throw stopped;
             }
 
-            var status = await Outbox.GetStatusAsync(ShareId).ConfigureAwait(false);
-            if (status.PendingOps == 0)
+            if (await Outbox.IsDrainedAsync(ShareId).ConfigureAwait(false))
             {
                 return;
             }
@@ -117,8 +116,7 @@ internal sealed class ShareSender : IAsyncDisposable
             try
             {
                 // Nothing to send: wait for work before connecting (an idle writer holds no stream).
-                var status = await Outbox.GetStatusAsync(ShareId).ConfigureAwait(false);
-                if (status.PendingOps == 0)
+                if (await Outbox.IsDrainedAsync(ShareId).ConfigureAwait(false))
                 {
                     await _work.WaitAsync(_stop.Token).ConfigureAwait(false);
                     continue;
