@@ -15,13 +15,16 @@ public sealed class ShareRpcCallException : RpcException
     /// <summary>e.g. "revoked", "rights", "bad-secret", "epoch-stale", "expired"; null when the server gave none.</summary>
     public string? Reason { get; }
 
-    /// <summary>UNAUTHENTICATED epoch-stale / expired: redeem the sturdy ref again and retry.</summary>
-    public bool IsRedeemable => StatusCode == StatusCode.Unauthenticated && Reason is "epoch-stale" or "expired";
+    /// <summary>
+    /// UNAUTHENTICATED: redeem the sturdy ref again and retry. epoch-stale and expired are the
+    /// usual reasons; any other (an unknown signing key after a server lost its data dir) also
+    /// gets one redeem, which then tells the real story (NOT_FOUND, PERMISSION_DENIED).
+    /// </summary>
+    public bool IsRedeemable => StatusCode == StatusCode.Unauthenticated;
 
     /// <summary>Retrying cannot help (revoked, missing right, unknown share, bad input).</summary>
     public bool IsPermanent => StatusCode is StatusCode.PermissionDenied or StatusCode.NotFound or StatusCode.InvalidArgument
-        or StatusCode.AlreadyExists or StatusCode.Unimplemented or StatusCode.ResourceExhausted or StatusCode.FailedPrecondition
-        || (StatusCode == StatusCode.Unauthenticated && !IsRedeemable);
+        or StatusCode.AlreadyExists or StatusCode.Unimplemented or StatusCode.ResourceExhausted or StatusCode.FailedPrecondition;
 
     public override string Message => $"{StatusCode}{(Reason is null ? "" : " (" + Reason + ")")}: {Status.Detail}";
 

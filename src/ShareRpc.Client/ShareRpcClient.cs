@@ -118,7 +118,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Best effort: revokes every capability of the share and marks the intent aborted. Errors go
+    /// Best effort: revokes the owner capability (and so every capability of the share) and marks the intent aborted. Errors go
     /// to <see cref="ShareRpcClientOptions.ErrorCallback"/>, never to the caller.
     /// </summary>
     public async Task AbortAsync(string server, string shareKey, CancellationToken cancellationToken = default)
@@ -134,7 +134,9 @@ public sealed class ShareRpcClient : IAsyncDisposable
             await Outbox.SetShareIntentResultAsync(server, shareKey, intent.ShareId, intent.SturdyRef, ShareIntentState.Aborted).ConfigureAwait(false);
             if (intent.SturdyRef is { } sturdy)
             {
-                await RevokeAllAsync(sturdy, cancellationToken).ConfigureAwait(false);
+                // The owner revokes its own capability: that takes every delegated one with it
+                // (revoking "all" would keep the owner's).
+                await RevokeAsync(sturdy, SturdyRef.Parse(sturdy).CapabilityId, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception ex)
@@ -220,7 +222,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
     public Task<RevokeCapabilityResponse> RevokeAsync(string sturdyRef, string capabilityId, CancellationToken cancellationToken = default) =>
         CallAuthorizedAsync(SturdyRef.Parse(sturdyRef), ShareRpcMethods.RevokeCapability, new RevokeCapabilityRequest { CapabilityId = capabilityId }, cancellationToken);
 
-    /// <summary>Revokes every capability of the share; returns the new epoch.</summary>
+    /// <summary>Revokes every capability this one delegated (the server keeps the caller's own); returns the new epoch.</summary>
     public Task<RevokeCapabilityResponse> RevokeAllAsync(string sturdyRef, CancellationToken cancellationToken = default) =>
         CallAuthorizedAsync(SturdyRef.Parse(sturdyRef), ShareRpcMethods.RevokeCapability, new RevokeCapabilityRequest { All = true }, cancellationToken);
 

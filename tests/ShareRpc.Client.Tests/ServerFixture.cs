@@ -25,9 +25,9 @@ public sealed class InProcessServer : IAsyncDisposable
 
     public string DataDirectory { get; }
 
-    public static async Task<InProcessServer> StartAsync(Action<ShareRpcServerOptions>? configure = null)
+    public static async Task<InProcessServer> StartAsync(Action<ShareRpcServerOptions>? configure = null, int port = 0, string? dataDirectory = null)
     {
-        var dir = Directory.CreateTempSubdirectory("sharerpc-server-").FullName;
+        var dir = dataDirectory ?? Directory.CreateTempSubdirectory("sharerpc-server-").FullName;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddShareRpcServer(o =>
@@ -36,7 +36,7 @@ public sealed class InProcessServer : IAsyncDisposable
             o.HeartbeatInterval = TimeSpan.FromMilliseconds(200);
             configure?.Invoke(o);
         });
-        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, 0));
+        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, port));
         var app = builder.Build();
         app.MapShareRpc();
         await app.StartAsync();

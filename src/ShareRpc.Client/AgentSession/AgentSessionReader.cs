@@ -51,6 +51,9 @@ public sealed class AgentSessionReader
         _sturdyRef = sturdyRef;
     }
 
+    /// <summary>Documents per GetSnapshot page asked for by <see cref="LoadSnapshotAsync"/>; 0 = the server's default.</summary>
+    public int SnapshotPageSize { get; init; }
+
     /// <summary>Raised (on the loading/following task) after a snapshot or an op was applied. Read <see cref="State"/> for the result.</summary>
     public event EventHandler? Changed;
 
@@ -129,6 +132,10 @@ public sealed class AgentSessionReader
     public static Task<AgentSessionState> ReadSnapshotAsync(ShareRpcClient client, string sturdyRef, CancellationToken cancellationToken = default) =>
         new AgentSessionReader(client, sturdyRef).LoadSnapshotAsync(cancellationToken);
 
+    /// <summary>The session as it is now, from a fresh snapshot read <paramref name="pageSize"/> documents per page.</summary>
+    public static Task<AgentSessionState> ReadSnapshotAsync(ShareRpcClient client, string sturdyRef, int pageSize, CancellationToken cancellationToken = default) =>
+        new AgentSessionReader(client, sturdyRef) { SnapshotPageSize = pageSize }.LoadSnapshotAsync(cancellationToken);
+
     /// <summary>
     /// Replaces the state with a snapshot read by <see cref="ShareRpcClient.GetSnapshotAsync"/>,
     /// page by page. Pages are not pinned to one cursor (each answers at the head when it is
@@ -148,7 +155,7 @@ public sealed class AgentSessionReader
             var token = "";
             do
             {
-                var page = await _client.GetSnapshotAsync(_sturdyRef, "", 0, token, cancellationToken).ConfigureAwait(false);
+                var page = await _client.GetSnapshotAsync(_sturdyRef, "", SnapshotPageSize, token, cancellationToken).ConfigureAwait(false);
                 first ??= page.Cursor;
                 last = page.Cursor;
                 foreach (var d in page.Documents)

@@ -23,6 +23,7 @@ internal sealed class ShareSender : IAsyncDisposable
     private readonly SemaphoreSlim _work = new(0, int.MaxValue);
     private readonly object _lock = new();
     private TaskCompletionSource _progress = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private DateTimeOffset _lastCompaction = DateTimeOffset.MinValue;
     private readonly Task _loop;
 
     public ShareSender(ShareRpcClient client, ShareWriter writer, SturdyRef sturdyRef, Task<ProducerInfo> producer)
@@ -118,6 +119,7 @@ internal sealed class ShareSender : IAsyncDisposable
                 // Nothing to send: wait for work before connecting (an idle writer holds no stream).
                 if (await Outbox.IsDrainedAsync(ShareId).ConfigureAwait(false))
                 {
+                    await CompactIfDueAsync().ConfigureAwait(false);
                     await _work.WaitAsync(_stop.Token).ConfigureAwait(false);
                     continue;
                 }
@@ -168,6 +170,19 @@ internal sealed class ShareSender : IAsyncDisposable
                 return;
             }
         }
+    }
+
+    /// <summary>Drops acked ops past their retention, at most once a minute, when the share is idle.</summary>
+    private async Task CompactIfDueAsync()
+    {
+        var now = DateTimeOffset.UtcNow;
+        if (now - _lastCompaction < TimeSpan.FromMinutes(1))
+        {
+            return;
+        }
+
+        _lastCompaction = now;
+        await Outbox.CompactAsync(now).ConfigureAwait(false);
     }
 
     private async Task StopAsync(ShareRpcCallException error)
