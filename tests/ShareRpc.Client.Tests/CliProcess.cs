@@ -119,6 +119,13 @@ public sealed class CliProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>SIGTERM: what a service manager sends to stop it gracefully.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", new[] { "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!;
+        kill.WaitForExit();
+    }
+
     /// <summary>SIGKILL: no cleanup, no flush, as a crash.</summary>
     public async Task KillAsync()
     {

@@ -129,6 +129,49 @@ public sealed class ProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task Sigterm_drains_open_streams_end_unavailable_acked_ops_stay_and_the_process_exits_cleanly()
+    {
+        var port = CliProcess.FreePort();
+        var (server, address) = await StartServerAsync(port);
+        await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("drain.db"), InitialBackoffMs = 20, MaxBackoffMs = 200 });
+        var sturdy = await client.EnsureShareAsync(address, "session-drain");
+        var writer = client.OpenWriter(sturdy);
+        var first = new List<PendingOp>();
+        for (var i = 0; i < 100; i++)
+        {
+            first.Add(await writer.PutAsync("c", "k" + i, new byte[] { 1 }));
+        }
+
+        await writer.FlushAsync();
+
+        // An open Subscribe stream, read with the raw wire client so its end status is visible.
+        var live = await client.RedeemAsync(sturdy);
+        using var channel = Wire.GrpcChannel.ForAddress(address);
+        using var sub = channel.AsyncServerStreamingCall(
+            Protocol.ShareRpcMethods.Subscribe,
+            new SubscribeRequest { FromCursor = 0 },
+            new Wire.CallOptions(new Wire.Metadata { { "authorization", "Bearer " + live.LiveRef } }));
+        for (var i = 0; i < 100; i++)
+        {
+            Assert.True(await sub.ResponseStream.MoveNext());
+        }
+
+        server.Terminate();
+        var ended = await Assert.ThrowsAsync<Wire.RpcException>(async () =>
+        {
+            while (await sub.ResponseStream.MoveNext())
+            {
+            }
+        });
+        Assert.Equal(Wire.StatusCode.Unavailable, ended.StatusCode);
+        Assert.Equal(0, await server.WaitForExitAsync(30_000));
+
+        // Restarted on the same data: everything acked before the drain is there, once.
+        await using var restarted = (await StartServerAsync(port)).Server;
+        Assert.Equal(100UL, (await client.RedeemAsync(sturdy)).Cursor);
+    }
+
+    [Fact]
     public async Task Ensure_share_from_two_processes_on_one_outbox_yields_one_share()
     {
         var (server, address) = await StartServerAsync(CliProcess.FreePort());
