@@ -33,6 +33,8 @@ public sealed class ShareRpcLimits
     public int MaxSnapshotPageSize { get; set; } = 1000;
     /// <summary>Open Subscribe streams per share (count).</summary>
     public int MaxSubscribersPerShare { get; set; } = 256;
+    /// <summary>Concurrent HTTP/2 streams (calls) per connection (count); Kestrel refuses more (REFUSED_STREAM).</summary>
+    public int MaxStreamsPerConnection { get; set; } = 256;
 
     public void Validate()
     {
@@ -54,6 +56,7 @@ public sealed class ShareRpcLimits
         Positive(MaxBatchesInFlightPerStream, nameof(MaxBatchesInFlightPerStream));
         Positive(MaxSnapshotPageSize, nameof(MaxSnapshotPageSize));
         Positive(MaxSubscribersPerShare, nameof(MaxSubscribersPerShare));
+        Positive(MaxStreamsPerConnection, nameof(MaxStreamsPerConnection));
         if (MaxSecretBytes < 32) throw new ArgumentOutOfRangeException(nameof(MaxSecretBytes), MaxSecretBytes, "MaxSecretBytes must be >= 32");
     }
 }

@@ -478,6 +478,52 @@ public sealed class AgentSessionTests : IAsyncLifetime
         Assert.Equal(0UL, (await client.RedeemAsync(sturdy)).Cursor);
     }
 
+    [Fact]
+    public async Task A_revoked_reader_stops_and_its_waiters_fail_instead_of_hanging()
+    {
+        await using var owner = NewClient();
+        var sturdy = await owner.EnsureShareAsync(_server.Address, "ses_revoked_reader");
+        var writer = new AgentSessionWriter(owner.OpenWriter(sturdy));
+        var written = new Written();
+        await UpsertSession(writer, written, NewSession("revoked"));
+        var grant = await owner.DelegateAsync(sturdy, new[] { Right.Read });
+
+        await using var readerClient = NewClient(outbox: null);
+        var reader = new AgentSessionReader(readerClient, grant.SturdyRef);
+        var follow = reader.FollowAsync();
+        await reader.WaitForCursorAsync(written.Cursor).WaitAsync(Patience);
+        var never = reader.WaitForCursorAsync(written.Cursor + 1000);
+
+        await owner.RevokeAsync(sturdy, grant.CapabilityId);
+        var stopped = await Assert.ThrowsAsync<ShareRpcCallException>(() => follow.WaitAsync(Patience));
+        Assert.Equal(StatusCode.PermissionDenied, stopped.StatusCode);
+        var waiter = await Assert.ThrowsAsync<InvalidOperationException>(() => never.WaitAsync(Patience));
+        Assert.Same(stopped, waiter.InnerException);
+        AssertSameSession(written.ToState(), reader.State); // what it had stays readable
+    }
+
+    [Fact]
+    public async Task Applying_ops_ignores_repeats_and_refuses_gaps()
+    {
+        await using var client = new ShareRpcClient();
+        var reader = new AgentSessionReader(client, "sharerpc://127.0.0.1:1/share/cap#c2VjcmV0");
+        var session = NewSession("offline");
+        reader.ApplySnapshot(5, new[] { new Document { Collection = "session", Key = "info", Value = session.ToByteString(), ContentType = AgentSessionProfile.SessionContentType, Cursor = 5 } });
+        Assert.Equal((5UL, true), (reader.Cursor, reader.IsLoaded));
+        Assert.Equal(session, reader.State.Session);
+
+        var diff = Diff("a.txt", 1);
+        reader.Apply(new CommittedOp { Cursor = 6, Op = new Op { OpId = "o6", Append = new Append { Collection = "diffs", Value = diff.ToByteString() } } });
+        reader.Apply(new CommittedOp { Cursor = 6, Op = new Op { OpId = "o6", Append = new Append { Collection = "diffs", Value = diff.ToByteString() } } });
+        Assert.Equal(new[] { new CommittedDiff(6, diff) }, reader.State.Diffs);
+
+        var gap = Assert.Throws<InvalidDataException>(() => reader.Apply(new CommittedOp { Cursor = 8, Op = new Op { OpId = "o8", Delete = new Delete { Collection = "session", Key = "info" } } }));
+        Assert.Contains("cursor 8", gap.Message);
+        reader.Apply(new CommittedOp { Cursor = 7, Op = new Op { OpId = "o7", Delete = new Delete { Collection = "session", Key = "info" } } });
+        Assert.Null(reader.State.Session);
+        Assert.Equal(7UL, reader.State.Cursor);
+    }
+
     /// <summary>Runs a hook before each GetSnapshot request is sent.</summary>
     private sealed class BeforeSnapshotPageHandler(Func<Task> hook) : DelegatingHandler(new SocketsHttpHandler())
     {

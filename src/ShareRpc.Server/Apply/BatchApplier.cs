@@ -36,7 +36,14 @@ public static class BatchApplier
             return new BatchOutcome(response, shareRow, share.ShareId, share.Cursor, 0, 0, 0);
         }
 
-        // 2. Each op in order.
+        // 2. Each op in order. Everything the batch refers to is looked up once, then kept current in memory.
+        var ids = new List<string>(batch.Ops.Count * 2);
+        foreach (var op in batch.Ops)
+        {
+            ids.Add(op.OpId);
+            ids.AddRange(op.DependsOn);
+        }
+        var known = await tx.FindOpsAsync(shareRow, ids, ct).ConfigureAwait(false);
         var cursor = share.Cursor;
         var seenSeq = lastSeq;
         int applied = 0, duplicates = 0, rejected = 0;
@@ -44,7 +51,7 @@ public static class BatchApplier
         {
             var ack = new OpAck { OpId = op.OpId };
             response.Acks.Add(ack);
-            var prior = await tx.FindOpAsync(shareRow, op.OpId, ct).ConfigureAwait(false);
+            var prior = known.GetValueOrDefault(op.OpId);
             if (prior is { Applied: true })
             {
                 ack.Status = OpStatus.Duplicate;
@@ -58,10 +65,11 @@ public static class BatchApplier
                 Reject(ack, (RejectReason)prior.RejectReason, prior.Detail);
                 rejected++;
             }
-            else if (await RejectionAsync(tx, shareRow, op, lastSeq, ct).ConfigureAwait(false) is { } why)
+            else if (Rejection(known, op, lastSeq) is { } why)
             {
                 Reject(ack, why.Reason, why.Detail);
                 await tx.InsertRejectionAsync(shareRow, op.OpId, (int)why.Reason, why.Detail, ct).ConfigureAwait(false);
+                known[op.OpId] = new OpOutcome(false, 0, 0, (int)why.Reason, why.Detail);
                 rejected++;
             }
             else
@@ -76,6 +84,7 @@ public static class BatchApplier
                     Reject(ack, RejectReason.VersionConflict, detail);
                     ack.Version = current;
                     await tx.InsertRejectionAsync(shareRow, op.OpId, (int)RejectReason.VersionConflict, detail, ct).ConfigureAwait(false);
+                    known[op.OpId] = new OpOutcome(false, 0, 0, (int)RejectReason.VersionConflict, detail);
                     rejected++;
                 }
                 else
@@ -86,6 +95,7 @@ public static class BatchApplier
                         Value(op), ContentType(op), expected, op.DependsOn.ToArray(), version, now);
                     var logRow = await tx.AppendLogAsync(shareRow, entry, ct).ConfigureAwait(false);
                     await tx.UpsertDocumentAsync(shareRow, collection, key, version, cursor, logRow, kind == OpKind.Delete, ct).ConfigureAwait(false);
+                    known[op.OpId] = new OpOutcome(true, cursor, version, 0, "");
                     ack.Status = OpStatus.Applied;
                     ack.Cursor = cursor;
                     ack.Version = version;
@@ -101,14 +111,13 @@ public static class BatchApplier
         return new BatchOutcome(response, shareRow, share.ShareId, cursor, applied, duplicates, rejected);
     }
 
-    private static async Task<(RejectReason Reason, string Detail)?> RejectionAsync(IShareTransaction tx, long shareRow, Op op, ulong lastSeq, CancellationToken ct)
+    private static (RejectReason Reason, string Detail)? Rejection(Dictionary<string, OpOutcome> known, Op op, ulong lastSeq)
     {
         if (op.Seq <= lastSeq)
             return (RejectReason.InvalidOp, $"seq {op.Seq} of this producer was already used by another op");
         foreach (var dep in op.DependsOn)
         {
-            var d = await tx.FindOpAsync(shareRow, dep, ct).ConfigureAwait(false);
-            if (d is not { Applied: true }) return (RejectReason.DependencyMissing, $"depends_on {dep} is not applied");
+            if (known.GetValueOrDefault(dep) is not { Applied: true }) return (RejectReason.DependencyMissing, $"depends_on {dep} is not applied");
         }
         return null;
     }

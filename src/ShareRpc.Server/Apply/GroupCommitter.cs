@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using ShareRpc.Server.Storage;
+using ShareRpc.Protocol;
 
 namespace ShareRpc.Server.Apply;
 
@@ -34,6 +35,9 @@ public sealed class GroupCommitter : IAsyncDisposable
     /// <summary>Transactions committed so far (for tests and metrics).</summary>
     public long Commits => Interlocked.Read(ref _commits);
     private long _commits;
+
+    /// <summary>Writes queued and not yet taken by the committer.</summary>
+    internal int QueuedCount => _queue.Reader.Count;
 
     /// <summary>Raised after each durable commit with the number of writes it carried.</summary>
     public event Action<int>? Committed;
@@ -117,7 +121,19 @@ public sealed class GroupCommitter : IAsyncDisposable
             }
             finally
             {
-                if (tx is not null) await tx.DisposeAsync().ConfigureAwait(false);
+                if (tx is not null)
+                {
+                    try
+                    {
+                        await tx.DisposeAsync().ConfigureAwait(false);
+                    }
+                    catch (Exception e)
+                    {
+                        // The committer must outlive a broken transaction; its writes have already failed.
+                        var failure = StorageFailure(e);
+                        foreach (var w in group) w.Fail(failure);
+                    }
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 using ShareRpc.Protocol.Refs;
 using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Storage;
+using ShareRpc.Protocol;
 
 namespace ShareRpc.Server.Capabilities;
 

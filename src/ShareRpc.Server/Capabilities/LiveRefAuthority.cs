@@ -1,4 +1,5 @@
 using ShareRpc.Protocol.Refs;
+using ShareRpc.Protocol;
 
 namespace ShareRpc.Server.Capabilities;
 
@@ -47,6 +48,7 @@ public static class CapabilityChecks
             throw ShareRpcException.PermissionDenied(Reasons.Revoked, "the capability no longer exists");
         if (cap.RevokedAt is not null) throw ShareRpcException.PermissionDenied(Reasons.Revoked, "the capability has been revoked");
         if (cap.ExpiresAt is { } x && x <= now) throw ShareRpcException.PermissionDenied(Reasons.CapabilityExpired, "the capability has expired");
+        if (claims.ExpiresAt <= now) throw ShareRpcException.Unauthenticated(Reasons.Expired, "the live ref has expired; redeem the sturdy ref again");
         if (claims.Epoch != share.Epoch)
             throw ShareRpcException.Unauthenticated(Reasons.EpochStale,
                 $"the live ref is from epoch {claims.Epoch}, the share is at epoch {share.Epoch}; redeem again");

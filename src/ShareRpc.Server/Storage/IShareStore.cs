@@ -77,6 +77,9 @@ public interface IShareTransaction : IShareReader
     Task MarkRevokedAsync(IReadOnlyList<long> capabilityRowIds, DateTimeOffset revokedAt, CancellationToken ct = default);
 
     Task<OpOutcome?> FindOpAsync(long shareRowId, string opId, CancellationToken ct = default);
+
+    /// <summary>What is known of each of <paramref name="opIds"/> (absent ones are left out); one round trip per chunk.</summary>
+    Task<Dictionary<string, OpOutcome>> FindOpsAsync(long shareRowId, IReadOnlyCollection<string> opIds, CancellationToken ct = default);
     Task<ulong> GetProducerSeqAsync(long shareRowId, string producerId, CancellationToken ct = default);
     Task SetProducerSeqAsync(long shareRowId, string producerId, ulong lastSeq, CancellationToken ct = default);
     Task<DocumentHead?> GetDocumentHeadAsync(long shareRowId, string collection, string key, CancellationToken ct = default);

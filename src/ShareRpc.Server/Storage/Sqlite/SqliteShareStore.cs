@@ -47,6 +47,14 @@ public sealed class SqliteShareStore : IShareStore
         return new SqliteShareStore(System.IO.Path.Combine(dataDirectory, FileName));
     }
 
+    /// <summary>Reads a PRAGMA on the writer connection (tests).</summary>
+    internal long WriterPragma(string name)
+    {
+        using var cmd = _writer.CreateCommand();
+        cmd.CommandText = $"PRAGMA {name};";
+        return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     internal static void Exec(SqliteConnection c, string sql)
     {
         using var cmd = c.CreateCommand();
@@ -115,7 +123,6 @@ public sealed class SqliteShareStore : IShareStore
             _writerCommands[sql] = cmd;
         }
         cmd.Transaction = tx;
-        cmd.Parameters.Clear();
         return cmd;
     }
 
@@ -142,7 +149,16 @@ public sealed class SqliteShareStore : IShareStore
             var cmd = Command(sql);
             try
             {
-                foreach (var (name, value) in args) cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+                if (cmd.Parameters.Count == args.Length)
+                {
+                    // A cached writer command: same SQL, same parameter names; rebind values only.
+                    for (var i = 0; i < args.Length; i++) cmd.Parameters[i].Value = args[i].Value ?? DBNull.Value;
+                }
+                else
+                {
+                    cmd.Parameters.Clear();
+                    foreach (var (name, value) in args) cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+                }
                 return body(cmd);
             }
             finally
@@ -319,19 +335,43 @@ public sealed class SqliteShareStore : IShareStore
             return Task.CompletedTask;
         }
 
-        public Task<OpOutcome?> FindOpAsync(long shareRowId, string opId, CancellationToken ct = default)
+        public Task<OpOutcome?> FindOpAsync(long shareRowId, string opId, CancellationToken ct = default) =>
+            Task.FromResult(Run(
+                "SELECT 1, cursor, version, 0, '' FROM log WHERE share = $s AND op_id = $o " +
+                "UNION ALL SELECT 0, 0, 0, reason, detail FROM rejections WHERE share = $s AND op_id = $o LIMIT 1", c =>
+                {
+                    using var r = c.ExecuteReader();
+                    return r.Read() ? new OpOutcome(r.GetInt64(0) == 1, U(r.GetInt64(1)), U(r.GetInt64(2)), r.GetInt32(3), r.GetString(4)) : null;
+                }, ("$s", shareRowId), ("$o", opId)));
+
+        private const int MaxIdsPerQuery = 256;
+
+        public Task<Dictionary<string, OpOutcome>> FindOpsAsync(long shareRowId, IReadOnlyCollection<string> opIds, CancellationToken ct = default)
         {
-            var applied = Run("SELECT cursor, version FROM log WHERE share = $s AND op_id = $o", c =>
+            var result = new Dictionary<string, OpOutcome>(StringComparer.Ordinal);
+            var ids = opIds.Distinct(StringComparer.Ordinal).ToArray();
+            for (var start = 0; start < ids.Length; start += MaxIdsPerQuery)
             {
-                using var r = c.ExecuteReader();
-                return r.Read() ? new OpOutcome(true, U(r.GetInt64(0)), U(r.GetInt64(1)), 0, "") : null;
-            }, ("$s", shareRowId), ("$o", opId));
-            if (applied is not null) return Task.FromResult<OpOutcome?>(applied);
-            return Task.FromResult(Run("SELECT reason, detail FROM rejections WHERE share = $s AND op_id = $o", c =>
-            {
-                using var r = c.ExecuteReader();
-                return r.Read() ? new OpOutcome(false, 0, 0, r.GetInt32(0), r.GetString(1)) : null;
-            }, ("$s", shareRowId), ("$o", opId)));
+                var count = Math.Min(MaxIdsPerQuery, ids.Length - start);
+                // Pad to a power of two so only a handful of statements are ever prepared.
+                var size = 1;
+                while (size < count) size <<= 1;
+                var names = Enumerable.Range(0, size).Select(i => "$o" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+                var list = string.Join(", ", names);
+                var sql = $"SELECT op_id, 1, cursor, version, 0, '' FROM log WHERE share = $s AND op_id IN ({list}) " +
+                          $"UNION ALL SELECT op_id, 0, 0, 0, reason, detail FROM rejections WHERE share = $s AND op_id IN ({list})";
+                var args = new (string, object?)[size + 1];
+                args[0] = ("$s", shareRowId);
+                for (var i = 0; i < size; i++) args[i + 1] = (names[i], ids[start + Math.Min(i, count - 1)]);
+                Run(sql, c =>
+                {
+                    using var r = c.ExecuteReader();
+                    while (r.Read())
+                        result[r.GetString(0)] = new OpOutcome(r.GetInt64(1) == 1, U(r.GetInt64(2)), U(r.GetInt64(3)), r.GetInt32(4), r.GetString(5));
+                    return 0;
+                }, args);
+            }
+            return Task.FromResult(result);
         }
 
         public Task<ulong> GetProducerSeqAsync(long shareRowId, string producerId, CancellationToken ct = default) =>
@@ -377,13 +417,19 @@ public sealed class SqliteShareStore : IShareStore
             return Task.CompletedTask;
         }
 
-        public override ValueTask DisposeAsync()
+        public override async ValueTask DisposeAsync()
         {
-            if (_released) return ValueTask.CompletedTask;
+            if (_released) return;
             _released = true;
             try
             {
-                return base.DisposeAsync(); // rolls back when not committed
+                await base.DisposeAsync().ConfigureAwait(false); // rolls back when not committed
+            }
+            catch (SqliteException)
+            {
+                // A failed COMMIT (disk full, I/O error) may leave the transaction open or already
+                // rolled back; make sure the writer connection is usable for the next transaction.
+                try { SqliteShareStore.Exec(store._writer, "ROLLBACK;"); } catch (SqliteException) { }
             }
             finally
             {

@@ -19,6 +19,7 @@ internal sealed class HttpServerCall : ServerCallContext, IDisposable
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly CancellationTokenSource _callCts;
     private readonly CancellationTokenSource? _deadlineCts;
+    private readonly CancellationTokenSource _writeCts;
     private readonly DateTime _deadline;
     private readonly Metadata _trailers = new();
     private Metadata? _requestHeaders;
@@ -43,6 +44,8 @@ internal sealed class HttpServerCall : ServerCallContext, IDisposable
         {
             _deadline = DateTime.MaxValue;
         }
+
+        _writeCts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, _deadlineCts?.Token ?? CancellationToken.None);
 
         ReadOptions = new MessageReadOptions(options.MaxReceiveMessageBytes, encoding, IsServer: true, method);
     }
@@ -84,6 +87,12 @@ internal sealed class HttpServerCall : ServerCallContext, IDisposable
     public PipeReader RequestBody => _http.Request.BodyReader;
 
     public CancellationToken DeadlineToken => _deadlineCts?.Token ?? CancellationToken.None;
+
+    /// <summary>
+    /// Default token for writes: the client going away or the deadline. Not the call token, which
+    /// also fires on server shutdown — a draining handler must still be able to send its last acks.
+    /// </summary>
+    public CancellationToken WriteToken => _writeCts.Token;
 
     public override async Task WriteResponseHeadersAsync(Metadata responseHeaders)
     {
@@ -136,7 +145,7 @@ internal sealed class HttpServerCall : ServerCallContext, IDisposable
 
     public void WriteMessageBuffered<T>(T message, Marshaller<T> marshaller)
     {
-        _writeLock.Wait(CancellationToken);
+        _writeLock.Wait(WriteToken);
         try
         {
             WriteLocked(message, marshaller);
@@ -230,6 +239,7 @@ internal sealed class HttpServerCall : ServerCallContext, IDisposable
     public void Dispose()
     {
         _deadlineCts?.Dispose();
+        _writeCts.Dispose();
         _callCts.Dispose();
     }
 
@@ -360,10 +370,10 @@ internal sealed class ServerStreamWriter<T> : IServerStreamWriter<T>
     }
 
     public Task WriteAsync(T message, CancellationToken cancellationToken = default) =>
-        _call.WriteMessageAsync(message, _marshaller, flush: true, cancellationToken.CanBeCanceled ? cancellationToken : _call.CancellationToken);
+        _call.WriteMessageAsync(message, _marshaller, flush: true, cancellationToken.CanBeCanceled ? cancellationToken : _call.WriteToken);
 
     public void WriteBuffered(T message) => _call.WriteMessageBuffered(message, _marshaller);
 
     public Task FlushAsync(CancellationToken cancellationToken = default) =>
-        _call.FlushAsync(cancellationToken.CanBeCanceled ? cancellationToken : _call.CancellationToken);
+        _call.FlushAsync(cancellationToken.CanBeCanceled ? cancellationToken : _call.WriteToken);
 }

@@ -1,0 +1,244 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Net;
+using System.Reflection;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ShareRpc.Server;
+using ShareRpc.Server.Hosting;
+using ShareRpc.Server.Storage;
+using ShareRpc.Server.Storage.Sqlite;
+using ShareRpc.Wire;
+
+namespace ShareRpc.Cli.Bench;
+
+/// <summary>
+/// <c>sharerpc bench server --data DIR</c> (hidden): the share server exactly as <c>sharerpc serve</c>
+/// builds it, on the embedded SQLite store seen through a timing proxy, plus a MeterListener on
+/// the "ShareRpc.Server" meter. Each line "stats" on stdin prints one line "stats {json}" with the
+/// measurements since the previous one: the server side of the durable path, measured.
+/// </summary>
+internal static class BenchServer
+{
+    private static readonly ConcurrentDictionary<string, Span> s_spans = new(StringComparer.Ordinal);
+    private static readonly List<double> s_commitLatency = new();
+    private static long s_applied;
+    private static long s_duplicate;
+    private static long s_commits;
+    private static long s_writes;
+
+    public static async Task<int> RunAsync(string dataDir, CancellationToken ct)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        var store = SqliteShareStore.Open(dataDir);
+        builder.Services.AddSingleton<IShareStore>(TimedStore.Wrap(store));
+        builder.Services.AddShareRpcServer(o => o.DataDirectory = dataDir);
+        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, 0, null));
+        await using var app = builder.Build();
+        app.MapShareRpc();
+        var engine = app.Services.GetRequiredService<ShareEngine>();
+        engine.Committer.Committed += n =>
+        {
+            Interlocked.Increment(ref s_commits);
+            Interlocked.Add(ref s_writes, n);
+        };
+
+        using var meters = new MeterListener();
+        meters.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == ShareEngine.MeterName)
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        meters.SetMeasurementEventCallback<double>((instrument, value, _, _) =>
+        {
+            if (instrument.Name == "sharerpc.batch.commit_latency")
+            {
+                lock (s_commitLatency)
+                {
+                    s_commitLatency.Add(value);
+                }
+            }
+        });
+        meters.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            if (instrument.Name == "sharerpc.ops.applied")
+            {
+                Interlocked.Add(ref s_applied, value);
+            }
+            else if (instrument.Name == "sharerpc.ops.duplicate")
+            {
+                Interlocked.Add(ref s_duplicate, value);
+            }
+        });
+        meters.Start();
+
+        await app.StartAsync(ct);
+        foreach (var a in app.GetListeningAddresses())
+        {
+            Console.WriteLine($"listening on {a.ToString().TrimEnd('/')}");
+        }
+
+        Console.Out.Flush();
+        var since = Stopwatch.StartNew();
+        var cpuSince = Process.GetCurrentProcess().TotalProcessorTime;
+        while (await Console.In.ReadLineAsync(ct) is { } line)
+        {
+            if (line.Trim() != "stats")
+            {
+                continue;
+            }
+
+            var wall = since.Elapsed.TotalMilliseconds;
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            double[] lat;
+            lock (s_commitLatency)
+            {
+                lat = [.. s_commitLatency];
+                s_commitLatency.Clear();
+            }
+
+            Array.Sort(lat);
+            var spans = s_spans.ToDictionary(kv => kv.Key, kv => kv.Value.Take());
+            var commits = Interlocked.Exchange(ref s_commits, 0);
+            var writes = Interlocked.Exchange(ref s_writes, 0);
+            var busy = spans.Values.Sum(s => s.TotalMs);
+            var stats = new ServerStats(
+                lat.Length,
+                BenchSupport.R(lat.Length == 0 ? 0 : lat.Average(), 3),
+                BenchSupport.R(BenchSupport.Percentile(lat, 0.5), 3),
+                BenchSupport.R(BenchSupport.Percentile(lat, 0.99), 3),
+                Interlocked.Exchange(ref s_applied, 0),
+                Interlocked.Exchange(ref s_duplicate, 0),
+                commits,
+                BenchSupport.R(commits == 0 ? 0 : (double)writes / commits, 2),
+                BenchSupport.R(wall == 0 ? 0 : busy / wall, 3),
+                BenchSupport.R(spans.TryGetValue("CommitAsync", out var c) && c.Count > 0 ? c.TotalMs / c.Count : 0, 3),
+                BenchSupport.R((cpu - cpuSince).TotalSeconds, 2),
+                BenchSupport.R(wall),
+                spans.Where(kv => kv.Value.Count > 0).ToDictionary(kv => kv.Key, kv => new SpanStat(kv.Value.Count, BenchSupport.R(kv.Value.TotalMs, 1))));
+            Console.WriteLine("stats " + JsonSerializer.Serialize(stats, BenchSupport.Json).ReplaceLineEndings(" "));
+            Console.Out.Flush();
+            since.Restart();
+            cpuSince = cpu;
+        }
+
+        await app.StopAsync(CancellationToken.None);
+        return 0;
+    }
+
+    internal static void Record(string name, long startTimestamp)
+    {
+        var span = s_spans.GetOrAdd(name, _ => new Span());
+        span.Add(Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds);
+    }
+
+    internal sealed class Span
+    {
+        private long _count;
+        private double _totalMs;
+
+        public long Count => _count;
+
+        public double TotalMs => _totalMs;
+
+        public void Add(double ms)
+        {
+            lock (this)
+            {
+                _count++;
+                _totalMs += ms;
+            }
+        }
+
+        public Span Take()
+        {
+            lock (this)
+            {
+                var copy = new Span { _count = _count, _totalMs = _totalMs };
+                _count = 0;
+                _totalMs = 0;
+                return copy;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Times every call on the store's write transactions (from the call to the completion of its task),
+/// by method name. A proxy, so it follows the store contract as it changes.
+/// </summary>
+public class TimedStore : DispatchProxy
+{
+    private object _target = null!;
+
+    internal static IShareStore Wrap(IShareStore store)
+    {
+        var proxy = Create<IShareStore, TimedStore>();
+        ((TimedStore)(object)proxy)._target = store;
+        return proxy;
+    }
+
+    private static IShareTransaction WrapTx(IShareTransaction tx)
+    {
+        var proxy = Create<IShareTransaction, TimedStore>();
+        ((TimedStore)(object)proxy)._target = tx;
+        return proxy;
+    }
+
+    private static async Task<IShareTransaction> WrapBegin(Task<IShareTransaction> begin, long started)
+    {
+        var tx = await begin.ConfigureAwait(false);
+        BenchServer.Record("BeginWriteAsync", started);
+        return WrapTx(tx);
+    }
+
+    protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
+    {
+        var started = Stopwatch.GetTimestamp();
+        object? result;
+        try
+        {
+            result = targetMethod!.Invoke(_target, args);
+        }
+        catch (TargetInvocationException ex) when (ex.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerException).Throw();
+            throw;
+        }
+
+        var name = targetMethod.Name;
+        if (_target is IShareStore)
+        {
+            return name == nameof(IShareStore.BeginWriteAsync) ? WrapBegin((Task<IShareTransaction>)result!, started) : result;
+        }
+
+        switch (result)
+        {
+            case Task t when t.IsCompleted:
+                BenchServer.Record(name, started);
+                break;
+            case Task t:
+                t.ContinueWith(_ => BenchServer.Record(name, started), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                break;
+            case ValueTask vt when vt.IsCompleted:
+                BenchServer.Record(name, started);
+                break;
+            case ValueTask vt:
+                var task = vt.AsTask();
+                task.ContinueWith(_ => BenchServer.Record(name, started), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                return new ValueTask(task);
+            default:
+                BenchServer.Record(name, started);
+                break;
+        }
+
+        return result;
+    }
+}
