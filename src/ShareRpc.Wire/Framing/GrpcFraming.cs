@@ -111,35 +111,12 @@ internal static class MessageReader
         while (true)
         {
             var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-            var buffer = result.Buffer;
-            bool framed;
-            bool compressed;
-            ReadOnlySequence<byte> payload;
-            try
+            if (TryTake(reader, result, marshaller, options, out var message))
             {
-                framed = GrpcFraming.TryReadFrame(ref buffer, options.MaxMessageBytes, out compressed, out payload);
-            }
-            catch
-            {
-                reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-                throw;
-            }
-
-            if (framed)
-            {
-                T message;
-                try
-                {
-                    message = Deserialize(payload, compressed, marshaller, options);
-                }
-                finally
-                {
-                    reader.AdvanceTo(buffer.Start);
-                }
-
                 return (true, message);
             }
 
+            var buffer = result.Buffer;
             if (result.IsCompleted)
             {
                 var left = buffer.Length;
@@ -155,6 +132,7 @@ internal static class MessageReader
                     $"Incomplete message for {options.MethodName}: the stream ended with {left} bytes of a frame."));
             }
 
+            // All of it examined: wait for more bytes.
             reader.AdvanceTo(buffer.Start, buffer.End);
         }
     }
@@ -168,25 +146,37 @@ internal static class MessageReader
             return false;
         }
 
+        if (TryTake(reader, result, marshaller, options, out message))
+        {
+            return true;
+        }
+
+        // Nothing consumed or examined; the next ReadAsync sees it again (and reports a truncated end).
+        reader.AdvanceTo(result.Buffer.Start);
+        return false;
+    }
+
+    /// <summary>
+    /// Takes one whole message off the front of a read result and advances past it; false (nothing
+    /// advanced) when the frame is incomplete. On an error the reader is advanced and it throws.
+    /// </summary>
+    private static bool TryTake<T>(PipeReader reader, ReadResult result, Marshaller<T> marshaller, MessageReadOptions options, out T message)
+    {
+        message = default!;
         var buffer = result.Buffer;
-        bool framed;
         bool compressed;
         ReadOnlySequence<byte> payload;
         try
         {
-            framed = GrpcFraming.TryReadFrame(ref buffer, options.MaxMessageBytes, out compressed, out payload);
+            if (!GrpcFraming.TryReadFrame(ref buffer, options.MaxMessageBytes, out compressed, out payload))
+            {
+                return false;
+            }
         }
         catch
         {
             reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
             throw;
-        }
-
-        if (!framed)
-        {
-            // Nothing consumed; leave it for the next ReadAsync (which also reports a truncated end).
-            reader.AdvanceTo(result.Buffer.Start);
-            return false;
         }
 
         try
