@@ -172,6 +172,46 @@ public sealed class ProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task Cli_append_reports_outcomes_tail_prints_json_lines_and_outbox_status_reads_the_file()
+    {
+        var (server, address) = await StartServerAsync(CliProcess.FreePort());
+        await using var _ = server;
+        var outbox = _dir.File("cli.db");
+        var create = CliProcess.Start("create", "--server", address, "--key", "session-cli", "--outbox", outbox);
+        Assert.Equal(0, await create.WaitForExitAsync());
+        var sturdy = create.Lines.Single(l => l.StartsWith("sharerpc://", StringComparison.Ordinal));
+
+        var input = _dir.File("in.jsonl");
+        await File.WriteAllLinesAsync(input, new[]
+        {
+            """{"op":"put","collection":"notes","key":"a","value":"hello"}""",
+            """{"op":"append","collection":"log","value":{"n":1}}""",
+            "",
+            """{"op":"delete","collection":"notes","key":"a"}""",
+        });
+        var append = CliProcess.Start("append", "--ref", sturdy, "--outbox", outbox, "--file", input);
+        Assert.Equal(0, await append.WaitForExitAsync());
+        Assert.Contains("applied 3, duplicate 0, rejected 0", append.Lines);
+
+        var tail = CliProcess.Start("tail", "--ref", sturdy, "--from", "2", "--count", "2");
+        Assert.Equal(0, await tail.WaitForExitAsync());
+        var json = tail.Lines.Where(l => l.StartsWith('{')).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToArray();
+        Assert.Equal(2, json.Length);
+        Assert.Equal(("append", "log", "2", "{\"n\":1}"), (json[0].GetProperty("op").GetString(), json[0].GetProperty("collection").GetString(), json[0].GetProperty("key").GetString(), json[0].GetProperty("value").GetString()));
+        Assert.Equal(("delete", 3UL), (json[1].GetProperty("op").GetString(), json[1].GetProperty("cursor").GetUInt64()));
+
+        var status = CliProcess.Start("outbox", "status", "--outbox", outbox);
+        Assert.Equal(0, await status.WaitForExitAsync());
+        Assert.Contains(status.Lines, l => l.Contains("pending 0,", StringComparison.Ordinal) && l.Contains("next seq 4", StringComparison.Ordinal));
+
+        var bad = _dir.File("bad.jsonl");
+        await File.WriteAllTextAsync(bad, """{"op":"upsert","collection":"c","key":"k"}""");
+        var refused = CliProcess.Start("append", "--ref", sturdy, "--outbox", outbox, "--file", bad);
+        Assert.NotEqual(0, await refused.WaitForExitAsync());
+        Assert.Contains(refused.Lines, l => l.Contains("line 1", StringComparison.Ordinal) && l.Contains("put, delete or append", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Ensure_share_from_two_processes_on_one_outbox_yields_one_share()
     {
         var (server, address) = await StartServerAsync(CliProcess.FreePort());
