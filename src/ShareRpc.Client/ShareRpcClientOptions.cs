@@ -20,8 +20,12 @@ public sealed class ShareRpcClientOptions
     /// <summary>Batches sent and not yet acked, per share stream.</summary>
     public int MaxInFlightBatches { get; set; } = 8;
 
-    /// <summary>How long a sender waits for more ops before sealing a partial batch when nothing is in flight.</summary>
-    public int LingerMs { get; set; } = 2;
+    /// <summary>
+    /// How long a sender waits for more ops before sealing a partial batch when nothing is in
+    /// flight. 0 (default): send at once — while batches are in flight, ops gather by themselves
+    /// (measured: 2 ms of linger tripled p50 at 1k ops/s, docs/performance.md).
+    /// </summary>
+    public int LingerMs { get; set; }
 
     /// <summary>First reconnect delay; doubles (with jitter) up to <see cref="MaxBackoffMs"/>.</summary>
     public int InitialBackoffMs { get; set; } = 50;

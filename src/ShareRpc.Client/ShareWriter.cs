@@ -7,8 +7,35 @@ using ShareRpc.Protocol.V1;
 
 namespace ShareRpc.Client;
 
-/// <summary>An op durable in the outbox: its id, its seq, and a task completed by the server's ack.</summary>
-public sealed record PendingOp(string OpId, ulong Seq, Task<OpOutcome> Acked);
+/// <summary>
+/// An op durable in the outbox: its id, its seq, and a task completed by the server's ack. The
+/// task is made when first asked for, so a writer holds no per-op state for ops nobody awaits
+/// (memory does not grow with the backlog).
+/// </summary>
+public sealed class PendingOp
+{
+    private readonly ShareWriter _writer;
+    private Task<OpOutcome>? _acked;
+
+    internal PendingOp(ShareWriter writer, string opId, ulong seq)
+    {
+        _writer = writer;
+        OpId = opId;
+        Seq = seq;
+    }
+
+    public string OpId { get; }
+
+    public ulong Seq { get; }
+
+    /// <summary>
+    /// Completes with the server's outcome (APPLIED, DUPLICATE with the first cursor, or REJECTED
+    /// with its reason); faults with the stop error if the sender stops for good first.
+    /// </summary>
+    public Task<OpOutcome> Acked => LazyInitializer.EnsureInitialized(ref _acked, () => _writer.WaitForAckAsync(OpId, Seq));
+
+    public override string ToString() => $"{OpId} (seq {Seq})";
+}
 
 /// <summary>Progress of one share's writer.</summary>
 public sealed record WriterProgress(long PendingOps, TimeSpan? OldestPendingAge, string? LastError, bool Stopped);
@@ -78,26 +105,9 @@ public sealed class ShareWriter : IAsyncDisposable
             op.DependsOn.AddRange(dependsOn);
         }
 
-        if (string.IsNullOrEmpty(op.OpId))
-        {
-            op.OpId = Guid.CreateVersion7().ToString();
-        }
-
-        // Registered before the op is durable, so an ack can never arrive unobserved.
-        var ack = _acks.GetOrAdd(op.OpId, _ => new TaskCompletionSource<OpOutcome>(TaskCreationOptions.RunContinuationsAsynchronously));
-        EnqueuedOp queued;
-        try
-        {
-            queued = await _client.Outbox.EnqueueAsync(ShareId, op).ConfigureAwait(false);
-        }
-        catch
-        {
-            _acks.TryRemove(op.OpId, out _);
-            throw;
-        }
-
+        var queued = await _client.Outbox.EnqueueAsync(ShareId, op).ConfigureAwait(false);
         _sender.NotifyWork();
-        return new PendingOp(queued.OpId, queued.Seq, ack.Task);
+        return new PendingOp(this, queued.OpId, queued.Seq);
     }
 
     /// <summary>Waits until every op in the outbox for this share is acked or rejected; throws if the sender stopped.</summary>
@@ -114,6 +124,30 @@ public sealed class ShareWriter : IAsyncDisposable
     }
 
     public ValueTask DisposeAsync() => _sender.DisposeAsync();
+
+    /// <summary>Registers a waiter, then asks the outbox: an ack recorded before the waiter existed is not missed.</summary>
+    internal async Task<OpOutcome> WaitForAckAsync(string opId, ulong seq)
+    {
+        var waiter = _acks.GetOrAdd(opId, _ => new TaskCompletionSource<OpOutcome>(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (await _client.Outbox.GetOutcomeAsync(opId).ConfigureAwait(false) is { } recorded)
+        {
+            _acks.TryRemove(opId, out _);
+            waiter.TrySetResult(recorded);
+        }
+        else if (await _client.Outbox.IsAckedAsync(ShareId, seq).ConfigureAwait(false))
+        {
+            // Acked so long ago that compaction removed its row (AckedRetention).
+            _acks.TryRemove(opId, out _);
+            waiter.TrySetResult(new OpOutcome(opId, OpStatus.Unspecified, 0, 0, RejectReason.Unspecified, "acked; the outcome was compacted away"));
+        }
+        else if (_sender.StopError is { } stopped)
+        {
+            _acks.TryRemove(opId, out _);
+            waiter.TrySetException(stopped);
+        }
+
+        return await waiter.Task.ConfigureAwait(false);
+    }
 
     internal void CompleteAck(OpOutcome outcome)
     {

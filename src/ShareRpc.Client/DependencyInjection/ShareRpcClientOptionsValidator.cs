@@ -50,6 +50,7 @@ internal sealed class ShareRpcClientOptionsValidator : IValidateOptions<ShareRpc
             Positive(options.Outbox.MaxBatchOps, "Outbox.MaxBatchOps");
             Positive(options.Outbox.MaxBatchBytes, "Outbox.MaxBatchBytes");
             Positive(options.Outbox.MaxOpsPerCommit, "Outbox.MaxOpsPerCommit");
+            Positive(options.Outbox.MaxQueuedEnqueues, "Outbox.MaxQueuedEnqueues");
             if (options.Outbox.AckedRetention < TimeSpan.Zero)
             {
                 failures.Add($"ShareRpcClientOptions.Outbox.AckedRetention must be >= 0 (was {options.Outbox.AckedRetention}).");

@@ -18,12 +18,15 @@ public sealed class OutboxOptions
     /// <summary>Enqueue requests gathered into one commit at most.</summary>
     public int MaxOpsPerCommit { get; set; } = 4096;
 
+    /// <summary>Enqueue requests waiting for their commit at most; callers wait beyond it (back-pressure).</summary>
+    public int MaxQueuedEnqueues { get; set; } = 65_536;
+
     /// <summary>Acked ops are kept this long (for inspection), then compacted away.</summary>
     public TimeSpan AckedRetention { get; set; } = TimeSpan.FromHours(1);
 
     internal void Validate()
     {
-        if (MaxBatchOps <= 0 || MaxBatchBytes <= 0 || MaxOpsPerCommit <= 0 || AckedRetention < TimeSpan.Zero)
+        if (MaxBatchOps <= 0 || MaxBatchBytes <= 0 || MaxOpsPerCommit <= 0 || MaxQueuedEnqueues <= 0 || AckedRetention < TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(OutboxOptions), "Outbox limits must be positive.");
         }

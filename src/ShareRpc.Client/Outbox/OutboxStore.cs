@@ -46,7 +46,7 @@ public sealed class OutboxStore : IAsyncDisposable
     private readonly SemaphoreSlim _dbLock = new(1, 1);
     private FileStream? _lockFile;
     private readonly OutboxOptions _options;
-    private readonly Channel<EnqueueRequest> _enqueues = Channel.CreateUnbounded<EnqueueRequest>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<EnqueueRequest> _enqueues;
     private readonly Task _committer;
 
     private OutboxStore(string path, SqliteConnection db, OutboxOptions options)
@@ -54,6 +54,7 @@ public sealed class OutboxStore : IAsyncDisposable
         Path = path;
         _db = db;
         _options = options;
+        _enqueues = Channel.CreateBounded<EnqueueRequest>(new BoundedChannelOptions(options.MaxQueuedEnqueues) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         _committer = Task.Run(CommitLoopAsync);
     }
 
@@ -268,7 +269,7 @@ public sealed class OutboxStore : IAsyncDisposable
     /// Makes the op durable and returns its id and seq. The op id is made here (UUIDv7) unless
     /// the caller set one. Concurrent calls share one commit (and one fsync).
     /// </summary>
-    public Task<EnqueuedOp> EnqueueAsync(string shareId, Op op)
+    public async Task<EnqueuedOp> EnqueueAsync(string shareId, Op op)
     {
         ArgumentException.ThrowIfNullOrEmpty(shareId);
         ArgumentNullException.ThrowIfNull(op);
@@ -283,12 +284,16 @@ public sealed class OutboxStore : IAsyncDisposable
             request.Op.OpId = Guid.CreateVersion7().ToString();
         }
 
-        if (!_enqueues.Writer.TryWrite(request))
+        try
+        {
+            await _enqueues.Writer.WriteAsync(request).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
         {
             throw new ObjectDisposedException(nameof(OutboxStore));
         }
 
-        return request.Done.Task;
+        return await request.Done.Task.ConfigureAwait(false);
     }
 
     /// <summary>
@@ -535,6 +540,20 @@ public sealed class OutboxStore : IAsyncDisposable
         {
             var p = ReadProducer(shareId);
             return p is null || p.AckedSeq + 1 >= p.NextSeq;
+        }
+        finally
+        {
+            _dbLock.Release();
+        }
+    }
+
+    /// <summary>True when the producer's acked seq has reached <paramref name="seq"/>.</summary>
+    public async Task<bool> IsAckedAsync(string shareId, ulong seq)
+    {
+        await _dbLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            return ReadProducer(shareId) is { } p && p.AckedSeq >= seq;
         }
         finally
         {
