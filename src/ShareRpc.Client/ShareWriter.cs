@@ -50,12 +50,14 @@ public sealed class ShareWriter : IAsyncDisposable
     private readonly ConcurrentDictionary<string, TaskCompletionSource<OpOutcome>> _acks = new(StringComparer.Ordinal);
     private readonly Task<ProducerInfo> _producer;
     private readonly ShareSender _sender;
+    private ulong _ackedSeq;
 
     internal ShareWriter(ShareRpcClient client, SturdyRef sturdyRef)
     {
         _client = client;
         SturdyRef = sturdyRef;
         _producer = client.Outbox.EnsureProducerAsync(sturdyRef.ShareId, sturdyRef.ToString());
+        _ = _producer.ContinueWith(t => RaiseAckedSeq(t.Result.AckedSeq), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
         _sender = new ShareSender(client, this, sturdyRef, _producer);
     }
 
@@ -129,6 +131,13 @@ public sealed class ShareWriter : IAsyncDisposable
     internal async Task<OpOutcome> WaitForAckAsync(string opId, ulong seq)
     {
         var waiter = _acks.GetOrAdd(opId, _ => new TaskCompletionSource<OpOutcome>(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (seq > Volatile.Read(ref _ackedSeq) && _sender.StopError is null)
+        {
+            // Not acked yet: the sender raises the watermark only after it has recorded an ack and
+            // before it completes the waiters, so this waiter (registered first) will be completed.
+            return await waiter.Task.ConfigureAwait(false);
+        }
+
         if (await _client.Outbox.GetOutcomeAsync(opId).ConfigureAwait(false) is { } recorded)
         {
             _acks.TryRemove(opId, out _);
@@ -147,6 +156,15 @@ public sealed class ShareWriter : IAsyncDisposable
         }
 
         return await waiter.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Called by the sender after an ack is recorded and before its waiters are completed.</summary>
+    internal void RaiseAckedSeq(ulong seq)
+    {
+        ulong current;
+        while (seq > (current = Volatile.Read(ref _ackedSeq)) && Interlocked.CompareExchange(ref _ackedSeq, seq, current) != current)
+        {
+        }
     }
 
     internal void CompleteAck(OpOutcome outcome)

@@ -146,7 +146,7 @@ public sealed class OutboxStoreTests : IDisposable
         await outbox.RecordAckAsync(Share, response);
 
         Assert.Equal(0, await outbox.CompactAsync(DateTimeOffset.UtcNow));
-        Assert.Equal(1, await outbox.CompactAsync(DateTimeOffset.UtcNow.AddMinutes(2)));
+        Assert.Equal(2, await outbox.CompactAsync(DateTimeOffset.UtcNow.AddMinutes(2)));
         Assert.Null(await outbox.GetOutcomeAsync(a.OpId));
         Assert.NotNull(await outbox.GetOutcomeAsync(b.OpId));
     }

@@ -5,8 +5,8 @@ using ShareRpc.Protocol.V1;
 
 namespace ShareRpc.Client.Outbox;
 
-/// <summary>One producer: this outbox writing to one share.</summary>
-public sealed record ProducerInfo(string ShareId, string ProducerId, string SturdyRef, ulong NextSeq, ulong AckedSeq);
+/// <summary>One producer: this outbox writing to one share. Seqs up to SealedSeq are in batches; up to AckedSeq, acked or rejected.</summary>
+public sealed record ProducerInfo(string ShareId, string ProducerId, string SturdyRef, ulong NextSeq, ulong AckedSeq, ulong SealedSeq = 0);
 
 /// <summary>An op made durable: its id and its place in the producer's sequence.</summary>
 public sealed record EnqueuedOp(string OpId, ulong Seq);
@@ -36,11 +36,10 @@ public sealed class OutboxStore : IAsyncDisposable
 {
     private const int SchemaVersion = 1;
 
-    // Op states.
-    internal const int Pending = 0;
-    internal const int Sealed = 1;
-    internal const int Acked = 2;
-    internal const int Rejected = 3;
+    // Batch states in SQL: 1 sealed (unacked), 2 acked.
+
+    // AppendOpsRequest.ops is field 3, length-delimited: tag byte (3 << 3) | 2.
+    private const byte OpsFieldTag = 0x1A;
 
     private readonly SqliteConnection _db;
     private readonly SemaphoreSlim _dbLock = new(1, 1);
@@ -224,7 +223,7 @@ public sealed class OutboxStore : IAsyncDisposable
             using (var cmd = _db.CreateCommand())
             {
                 cmd.CommandText = """
-                    INSERT INTO producers(share_id, producer_id, sturdy_ref, next_seq, acked_seq) VALUES ($s, $p, $r, 1, 0)
+                    INSERT INTO producers(share_id, producer_id, sturdy_ref, next_seq, sealed_seq, acked_seq, rejected) VALUES ($s, $p, $r, 1, 0, 0, 0)
                     ON CONFLICT(share_id) DO UPDATE SET sturdy_ref = excluded.sturdy_ref
                     """;
                 cmd.Parameters.AddWithValue("$s", shareId);
@@ -297,8 +296,9 @@ public sealed class OutboxStore : IAsyncDisposable
     }
 
     /// <summary>
-    /// Seals the oldest pending ops of a share into one batch (by MaxBatchOps and MaxBatchBytes),
-    /// writing its membership and bytes before anything is sent. Null when nothing is pending.
+    /// Seals the oldest unsealed ops of a share into one batch (by MaxBatchOps and MaxBatchBytes):
+    /// the batch row (its id and seq range) is committed before anything is sent. Null when
+    /// nothing is waiting. Op rows are never rewritten: each value reaches the disk once.
     /// </summary>
     public async Task<SealedBatch?> SealNextBatchAsync(string shareId)
     {
@@ -306,23 +306,25 @@ public sealed class OutboxStore : IAsyncDisposable
         try
         {
             var producer = ReadProducer(shareId) ?? throw new InvalidOperationException($"No producer for share {shareId}.");
-            var ops = new List<(ulong Seq, byte[] Bytes)>();
+            var ops = new List<byte[]>();
+            var first = producer.SealedSeq + 1;
             long bytes = 0;
             using (var cmd = _db.CreateCommand())
             {
-                cmd.CommandText = "SELECT seq, op FROM ops WHERE share_id = $s AND state = 0 ORDER BY seq LIMIT $n";
+                cmd.CommandText = "SELECT op FROM ops WHERE share_id = $s AND seq >= $f ORDER BY seq LIMIT $n";
                 cmd.Parameters.AddWithValue("$s", shareId);
+                cmd.Parameters.AddWithValue("$f", (long)first);
                 cmd.Parameters.AddWithValue("$n", _options.MaxBatchOps);
                 using var r = cmd.ExecuteReader();
                 while (r.Read())
                 {
-                    var b = (byte[])r.GetValue(1);
+                    var b = (byte[])r.GetValue(0);
                     if (ops.Count > 0 && bytes + b.Length > _options.MaxBatchBytes)
                     {
                         break;
                     }
 
-                    ops.Add(((ulong)r.GetInt64(0), b));
+                    ops.Add(b);
                     bytes += b.Length;
                 }
             }
@@ -332,28 +334,21 @@ public sealed class OutboxStore : IAsyncDisposable
                 return null;
             }
 
-            var request = new AppendOpsRequest { BatchId = Guid.CreateVersion7().ToString(), ProducerId = producer.ProducerId };
-            foreach (var (_, b) in ops)
-            {
-                request.Ops.Add(Op.Parser.ParseFrom(b));
-            }
-
-            var requestBytes = request.ToByteArray();
-            var batch = new SealedBatch(request.BatchId, shareId, ops[0].Seq, ops[^1].Seq, ops.Count, requestBytes);
+            var batchId = Guid.CreateVersion7().ToString();
+            var last = first + (ulong)ops.Count - 1;
             using var tx = _db.BeginTransaction();
             using (var cmd = _db.CreateCommand())
             {
                 cmd.Transaction = tx;
                 cmd.CommandText = """
-                    INSERT INTO batches(batch_id, share_id, first_seq, last_seq, op_count, request, state, sends, sealed_at)
-                    VALUES ($b, $s, $f, $l, $c, $r, 1, 0, $t)
+                    INSERT INTO batches(batch_id, share_id, first_seq, last_seq, op_count, state, sealed_at)
+                    VALUES ($b, $s, $f, $l, $c, 1, $t)
                     """;
-                cmd.Parameters.AddWithValue("$b", batch.BatchId);
+                cmd.Parameters.AddWithValue("$b", batchId);
                 cmd.Parameters.AddWithValue("$s", shareId);
-                cmd.Parameters.AddWithValue("$f", (long)batch.FirstSeq);
-                cmd.Parameters.AddWithValue("$l", (long)batch.LastSeq);
-                cmd.Parameters.AddWithValue("$c", batch.OpCount);
-                cmd.Parameters.AddWithValue("$r", requestBytes);
+                cmd.Parameters.AddWithValue("$f", (long)first);
+                cmd.Parameters.AddWithValue("$l", (long)last);
+                cmd.Parameters.AddWithValue("$c", ops.Count);
                 cmd.Parameters.AddWithValue("$t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                 cmd.ExecuteNonQuery();
             }
@@ -361,20 +356,18 @@ public sealed class OutboxStore : IAsyncDisposable
             using (var cmd = _db.CreateCommand())
             {
                 cmd.Transaction = tx;
-                cmd.CommandText = "UPDATE ops SET state = 1, batch_id = $b WHERE share_id = $s AND state = 0 AND seq BETWEEN $f AND $l";
-                cmd.Parameters.AddWithValue("$b", batch.BatchId);
+                cmd.CommandText = "UPDATE producers SET sealed_seq = $l WHERE share_id = $s AND sealed_seq = $prev";
+                cmd.Parameters.AddWithValue("$l", (long)last);
                 cmd.Parameters.AddWithValue("$s", shareId);
-                cmd.Parameters.AddWithValue("$f", (long)batch.FirstSeq);
-                cmd.Parameters.AddWithValue("$l", (long)batch.LastSeq);
-                var n = cmd.ExecuteNonQuery();
-                if (n != batch.OpCount)
+                cmd.Parameters.AddWithValue("$prev", (long)producer.SealedSeq);
+                if (cmd.ExecuteNonQuery() != 1)
                 {
-                    throw new InvalidOperationException($"Sealing {batch.BatchId}: expected {batch.OpCount} ops, marked {n}.");
+                    throw new InvalidOperationException($"Sealing {batchId}: another sealer moved share {shareId}.");
                 }
             }
 
             tx.Commit();
-            return batch;
+            return new SealedBatch(batchId, shareId, first, last, ops.Count, BuildRequest(batchId, producer.ProducerId, ops));
         }
         finally
         {
@@ -382,25 +375,49 @@ public sealed class OutboxStore : IAsyncDisposable
         }
     }
 
-    /// <summary>Every sealed, unacked batch of a share, oldest first: what a reconnect resends.</summary>
+    /// <summary>
+    /// Every sealed, unacked batch of a share whose last seq is at least <paramref name="fromSeq"/>,
+    /// oldest first: what a reconnect resends. The request bytes are rebuilt from the stored
+    /// (immutable) op bytes, the batch id and the producer id — the same bytes every time.
+    /// </summary>
     public async Task<IReadOnlyList<SealedBatch>> GetUnackedBatchesAsync(string shareId, ulong fromSeq = 0, int limit = int.MaxValue)
     {
         await _dbLock.WaitAsync().ConfigureAwait(false);
         try
         {
-            using var cmd = _db.CreateCommand();
-            cmd.CommandText = """
-                SELECT batch_id, first_seq, last_seq, op_count, request FROM batches
-                WHERE share_id = $s AND state = 1 AND last_seq >= $f ORDER BY first_seq LIMIT $n
-                """;
-            cmd.Parameters.AddWithValue("$s", shareId);
-            cmd.Parameters.AddWithValue("$f", (long)fromSeq);
-            cmd.Parameters.AddWithValue("$n", limit);
-            var list = new List<SealedBatch>();
-            using var r = cmd.ExecuteReader();
-            while (r.Read())
+            var producer = ReadProducer(shareId);
+            if (producer is null)
             {
-                list.Add(new SealedBatch(r.GetString(0), shareId, (ulong)r.GetInt64(1), (ulong)r.GetInt64(2), r.GetInt32(3), (byte[])r.GetValue(4)));
+                return Array.Empty<SealedBatch>();
+            }
+
+            var rows = new List<(string Id, ulong First, ulong Last, int Count)>();
+            using (var cmd = _db.CreateCommand())
+            {
+                cmd.CommandText = """
+                    SELECT batch_id, first_seq, last_seq, op_count FROM batches
+                    WHERE share_id = $s AND state = 1 AND last_seq >= $f ORDER BY first_seq LIMIT $n
+                    """;
+                cmd.Parameters.AddWithValue("$s", shareId);
+                cmd.Parameters.AddWithValue("$f", (long)fromSeq);
+                cmd.Parameters.AddWithValue("$n", limit);
+                using var r = cmd.ExecuteReader();
+                while (r.Read())
+                {
+                    rows.Add((r.GetString(0), (ulong)r.GetInt64(1), (ulong)r.GetInt64(2), r.GetInt32(3)));
+                }
+            }
+
+            var list = new List<SealedBatch>(rows.Count);
+            foreach (var (id, first, last, count) in rows)
+            {
+                var ops = ReadOps(shareId, first, last);
+                if (ops.Count != count)
+                {
+                    throw new InvalidOperationException($"Batch {id} holds {count} ops but {ops.Count} are in the outbox.");
+                }
+
+                list.Add(new SealedBatch(id, shareId, first, last, count, BuildRequest(id, producer.ProducerId, ops)));
             }
 
             return list;
@@ -411,27 +428,11 @@ public sealed class OutboxStore : IAsyncDisposable
         }
     }
 
-    /// <summary>Counts a send of a batch (for inspection).</summary>
-    public async Task RecordSendAsync(string batchId)
-    {
-        await _dbLock.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            using var cmd = _db.CreateCommand();
-            cmd.CommandText = "UPDATE batches SET sends = sends + 1 WHERE batch_id = $b";
-            cmd.Parameters.AddWithValue("$b", batchId);
-            cmd.ExecuteNonQuery();
-        }
-        finally
-        {
-            _dbLock.Release();
-        }
-    }
-
     /// <summary>
-    /// Records an accepted batch's acks in one transaction: each op acked (APPLIED or DUPLICATE,
-    /// with its cursor) or rejected with its reason. Returns the outcomes. An ack for a batch
-    /// that is not sealed here (already acked) changes nothing and returns none.
+    /// Records an accepted batch's acks in one transaction: the batch row takes the response
+    /// (per-op outcomes are read from it when asked), rejected ops are also kept in their own
+    /// table, and the producer's acked seq advances. Returns the outcomes. An ack for a batch that
+    /// is not sealed here (already acked) changes nothing and returns none.
     /// </summary>
     public async Task<IReadOnlyList<OpOutcome>> RecordAckAsync(string shareId, AppendOpsResponse response)
     {
@@ -444,60 +445,60 @@ public sealed class OutboxStore : IAsyncDisposable
         await _dbLock.WaitAsync().ConfigureAwait(false);
         try
         {
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             using var tx = _db.BeginTransaction();
-            long lastSeq;
+            long firstSeq, lastSeq;
             using (var cmd = _db.CreateCommand())
             {
                 cmd.Transaction = tx;
-                cmd.CommandText = "UPDATE batches SET state = 2, acked_at = $t WHERE batch_id = $b AND share_id = $s AND state = 1 RETURNING last_seq";
+                cmd.CommandText = "UPDATE batches SET state = 2, acked_at = $t, response = $r WHERE batch_id = $b AND share_id = $s AND state = 1 RETURNING first_seq, last_seq";
                 cmd.Parameters.AddWithValue("$b", response.BatchId);
                 cmd.Parameters.AddWithValue("$s", shareId);
-                cmd.Parameters.AddWithValue("$t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-                var v = cmd.ExecuteScalar();
-                if (v is null)
+                cmd.Parameters.AddWithValue("$t", now);
+                cmd.Parameters.AddWithValue("$r", response.ToByteArray());
+                using var r = cmd.ExecuteReader();
+                if (!r.Read())
                 {
                     return Array.Empty<OpOutcome>();
                 }
 
-                lastSeq = (long)v;
+                firstSeq = r.GetInt64(0);
+                lastSeq = r.GetInt64(1);
             }
 
             var outcomes = new List<OpOutcome>(response.Acks.Count);
-            using (var cmd = _db.CreateCommand())
+            var rejected = 0;
+            foreach (var ack in response.Acks)
             {
+                outcomes.Add(ToOutcome(ack));
+                if (ack.Status != OpStatus.Rejected)
+                {
+                    continue;
+                }
+
+                rejected++;
+                using var cmd = _db.CreateCommand();
                 cmd.Transaction = tx;
                 cmd.CommandText = """
-                    UPDATE ops SET state = $st, status = $status, cursor = $c, version = $v, reject_reason = $rr, detail = $d, acked_at = $t
-                    WHERE op_id = $id AND batch_id = $b
+                    INSERT OR REPLACE INTO rejections(op_id, share_id, seq, reason, detail, acked_at)
+                    SELECT $id, $s, seq, $rr, $d, $t FROM ops WHERE op_id = $id AND share_id = $s AND seq BETWEEN $f AND $l
                     """;
-                var pSt = cmd.Parameters.Add("$st", SqliteType.Integer);
-                var pStatus = cmd.Parameters.Add("$status", SqliteType.Integer);
-                var pC = cmd.Parameters.Add("$c", SqliteType.Integer);
-                var pV = cmd.Parameters.Add("$v", SqliteType.Integer);
-                var pRr = cmd.Parameters.Add("$rr", SqliteType.Integer);
-                var pD = cmd.Parameters.Add("$d", SqliteType.Text);
-                var pId = cmd.Parameters.Add("$id", SqliteType.Text);
-                cmd.Parameters.AddWithValue("$b", response.BatchId);
-                cmd.Parameters.AddWithValue("$t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-                foreach (var ack in response.Acks)
-                {
-                    pSt.Value = ack.Status == OpStatus.Rejected ? Rejected : Acked;
-                    pStatus.Value = (int)ack.Status;
-                    pC.Value = (long)ack.Cursor;
-                    pV.Value = (long)ack.Version;
-                    pRr.Value = (int)ack.RejectReason;
-                    pD.Value = ack.Detail ?? "";
-                    pId.Value = ack.OpId;
-                    cmd.ExecuteNonQuery();
-                    outcomes.Add(new OpOutcome(ack.OpId, ack.Status, ack.Cursor, ack.Version, ack.RejectReason, ack.Detail ?? ""));
-                }
+                cmd.Parameters.AddWithValue("$id", ack.OpId);
+                cmd.Parameters.AddWithValue("$s", shareId);
+                cmd.Parameters.AddWithValue("$rr", (int)ack.RejectReason);
+                cmd.Parameters.AddWithValue("$d", ack.Detail ?? "");
+                cmd.Parameters.AddWithValue("$t", now);
+                cmd.Parameters.AddWithValue("$f", firstSeq);
+                cmd.Parameters.AddWithValue("$l", lastSeq);
+                cmd.ExecuteNonQuery();
             }
 
             using (var cmd = _db.CreateCommand())
             {
                 cmd.Transaction = tx;
-                cmd.CommandText = "UPDATE producers SET acked_seq = MAX(acked_seq, $l) WHERE share_id = $s";
+                cmd.CommandText = "UPDATE producers SET acked_seq = MAX(acked_seq, $l), rejected = rejected + $n WHERE share_id = $s";
                 cmd.Parameters.AddWithValue("$l", lastSeq);
+                cmd.Parameters.AddWithValue("$n", rejected);
                 cmd.Parameters.AddWithValue("$s", shareId);
                 cmd.ExecuteNonQuery();
             }
@@ -567,17 +568,22 @@ public sealed class OutboxStore : IAsyncDisposable
         try
         {
             using var cmd = _db.CreateCommand();
+            // O(1) but for the count of unacked batches (at most a window's worth).
             cmd.CommandText = """
-                SELECT
-                  (SELECT COUNT(*) FROM ops WHERE share_id = $s AND state IN (0, 1)),
+                SELECT p.next_seq - 1 - p.acked_seq,
                   (SELECT COUNT(*) FROM batches WHERE share_id = $s AND state = 1),
-                  (SELECT COUNT(*) FROM ops WHERE share_id = $s AND state = 3),
-                  (SELECT MIN(enqueued_at) FROM ops WHERE share_id = $s AND state IN (0, 1)),
-                  (SELECT stopped_reason FROM producers WHERE share_id = $s)
+                  p.rejected,
+                  (SELECT enqueued_at FROM ops WHERE share_id = $s AND seq = p.acked_seq + 1),
+                  p.stopped_reason
+                FROM producers p WHERE p.share_id = $s
                 """;
             cmd.Parameters.AddWithValue("$s", shareId);
             using var r = cmd.ExecuteReader();
-            r.Read();
+            if (!r.Read())
+            {
+                return new OutboxStatus(shareId, 0, 0, 0, null, null);
+            }
+
             return new OutboxStatus(
                 shareId,
                 r.GetInt64(0),
@@ -592,19 +598,63 @@ public sealed class OutboxStore : IAsyncDisposable
         }
     }
 
-    /// <summary>The recorded outcome of an op, or null while it is unacked (or compacted).</summary>
+    /// <summary>The recorded outcome of an op, or null while it is unacked (or compacted away; rejections are kept).</summary>
     public async Task<OpOutcome?> GetOutcomeAsync(string opId)
     {
         await _dbLock.WaitAsync().ConfigureAwait(false);
         try
         {
-            using var cmd = _db.CreateCommand();
-            cmd.CommandText = "SELECT status, cursor, version, reject_reason, detail FROM ops WHERE op_id = $id AND state IN (2, 3)";
-            cmd.Parameters.AddWithValue("$id", opId);
-            using var r = cmd.ExecuteReader();
-            return r.Read()
-                ? new OpOutcome(opId, (OpStatus)r.GetInt32(0), (ulong)r.GetInt64(1), (ulong)r.GetInt64(2), (RejectReason)r.GetInt32(3), r.GetString(4))
-                : null;
+            using (var cmd = _db.CreateCommand())
+            {
+                cmd.CommandText = "SELECT reason, detail FROM rejections WHERE op_id = $id";
+                cmd.Parameters.AddWithValue("$id", opId);
+                using var r = cmd.ExecuteReader();
+                if (r.Read())
+                {
+                    return new OpOutcome(opId, OpStatus.Rejected, 0, 0, (RejectReason)r.GetInt32(0), r.GetString(1));
+                }
+            }
+
+            string? share = null;
+            long seq = 0;
+            using (var cmd = _db.CreateCommand())
+            {
+                cmd.CommandText = "SELECT share_id, seq FROM ops WHERE op_id = $id";
+                cmd.Parameters.AddWithValue("$id", opId);
+                using var r = cmd.ExecuteReader();
+                if (r.Read())
+                {
+                    share = r.GetString(0);
+                    seq = r.GetInt64(1);
+                }
+            }
+
+            if (share is null)
+            {
+                return null;
+            }
+
+            // The acked batch whose range holds the seq: the last one starting at or before it.
+            byte[]? responseBytes = null;
+            using (var cmd = _db.CreateCommand())
+            {
+                cmd.CommandText = """
+                    SELECT response FROM batches
+                    WHERE share_id = $s AND state = 2 AND first_seq <= $q AND last_seq >= $q
+                    ORDER BY first_seq DESC LIMIT 1
+                    """;
+                cmd.Parameters.AddWithValue("$s", share);
+                cmd.Parameters.AddWithValue("$q", seq);
+                responseBytes = cmd.ExecuteScalar() as byte[];
+            }
+
+            if (responseBytes is null)
+            {
+                return null;
+            }
+
+            var ack = AppendOpsResponse.Parser.ParseFrom(responseBytes).Acks.FirstOrDefault(a => a.OpId == opId);
+            return ack is null ? null : ToOutcome(ack);
         }
         finally
         {
@@ -612,7 +662,10 @@ public sealed class OutboxStore : IAsyncDisposable
         }
     }
 
-    /// <summary>Deletes acked ops (and their batches) older than the retention; rejected ops are kept.</summary>
+    /// <summary>
+    /// Deletes acked batches older than the retention and their op rows; returns the ops removed.
+    /// Rejections are kept (the client must be able to report them).
+    /// </summary>
     public async Task<int> CompactAsync(DateTimeOffset now)
     {
         var cutoff = (now - _options.AckedRetention).ToUnixTimeMilliseconds();
@@ -624,7 +677,11 @@ public sealed class OutboxStore : IAsyncDisposable
             using (var cmd = _db.CreateCommand())
             {
                 cmd.Transaction = tx;
-                cmd.CommandText = "DELETE FROM ops WHERE state = 2 AND acked_at < $c";
+                cmd.CommandText = """
+                    DELETE FROM ops WHERE EXISTS (
+                      SELECT 1 FROM batches b WHERE b.share_id = ops.share_id AND b.state = 2 AND b.acked_at < $c
+                        AND ops.seq BETWEEN b.first_seq AND b.last_seq)
+                    """;
                 cmd.Parameters.AddWithValue("$c", cutoff);
                 n = cmd.ExecuteNonQuery();
             }
@@ -632,7 +689,7 @@ public sealed class OutboxStore : IAsyncDisposable
             using (var cmd = _db.CreateCommand())
             {
                 cmd.Transaction = tx;
-                cmd.CommandText = "DELETE FROM batches WHERE state = 2 AND acked_at < $c AND NOT EXISTS (SELECT 1 FROM ops WHERE ops.batch_id = batches.batch_id)";
+                cmd.CommandText = "DELETE FROM batches WHERE state = 2 AND acked_at < $c";
                 cmd.Parameters.AddWithValue("$c", cutoff);
                 cmd.ExecuteNonQuery();
             }
@@ -698,38 +755,38 @@ public sealed class OutboxStore : IAsyncDisposable
                   producer_id TEXT NOT NULL,
                   sturdy_ref TEXT NOT NULL,
                   next_seq INTEGER NOT NULL,
+                  sealed_seq INTEGER NOT NULL,
                   acked_seq INTEGER NOT NULL,
+                  rejected INTEGER NOT NULL,
                   stopped_reason TEXT);
+                -- An op row is written once and never updated: its place (pending, sealed,
+                -- acked) follows from the producer's sealed/acked seqs and the batch seq ranges.
                 CREATE TABLE ops(
                   id INTEGER PRIMARY KEY,
                   share_id TEXT NOT NULL,
                   seq INTEGER NOT NULL,
                   op_id TEXT NOT NULL UNIQUE,
                   op BLOB NOT NULL,
-                  state INTEGER NOT NULL,
-                  batch_id TEXT,
                   enqueued_at INTEGER NOT NULL,
-                  acked_at INTEGER,
-                  status INTEGER,
-                  cursor INTEGER,
-                  version INTEGER,
-                  reject_reason INTEGER,
-                  detail TEXT,
                   UNIQUE(share_id, seq));
-                CREATE INDEX ops_by_state ON ops(share_id, state, seq);
-                CREATE INDEX ops_by_batch ON ops(batch_id);
                 CREATE TABLE batches(
                   batch_id TEXT PRIMARY KEY,
                   share_id TEXT NOT NULL,
                   first_seq INTEGER NOT NULL,
                   last_seq INTEGER NOT NULL,
                   op_count INTEGER NOT NULL,
-                  request BLOB NOT NULL,
                   state INTEGER NOT NULL,
-                  sends INTEGER NOT NULL,
                   sealed_at INTEGER NOT NULL,
-                  acked_at INTEGER);
+                  acked_at INTEGER,
+                  response BLOB);
                 CREATE INDEX batches_by_state ON batches(share_id, state, first_seq);
+                CREATE TABLE rejections(
+                  op_id TEXT PRIMARY KEY,
+                  share_id TEXT NOT NULL,
+                  seq INTEGER NOT NULL,
+                  reason INTEGER NOT NULL,
+                  detail TEXT NOT NULL,
+                  acked_at INTEGER NOT NULL);
                 CREATE TABLE share_intents(
                   share_key TEXT NOT NULL,
                   server TEXT NOT NULL,
@@ -748,13 +805,68 @@ public sealed class OutboxStore : IAsyncDisposable
         tx.Commit();
     }
 
+    private static OpOutcome ToOutcome(OpAck ack) =>
+        new(ack.OpId, ack.Status, ack.Cursor, ack.Version, ack.RejectReason, ack.Detail ?? "");
+
+    /// <summary>
+    /// The AppendOpsRequest bytes for a batch: fields 1 and 2, then each stored op as field 3 —
+    /// exactly what protobuf would write for the whole message, without parsing any op again.
+    /// </summary>
+    private static byte[] BuildRequest(string batchId, string producerId, List<byte[]> ops)
+    {
+        var head = new AppendOpsRequest { BatchId = batchId, ProducerId = producerId }.ToByteArray();
+        var size = head.Length;
+        foreach (var op in ops)
+        {
+            size += 1 + CodedOutputStream.ComputeLengthSize(op.Length) + op.Length;
+        }
+
+        var bytes = new byte[size];
+        head.CopyTo(bytes, 0);
+        var at = head.Length;
+        foreach (var op in ops)
+        {
+            bytes[at++] = OpsFieldTag;
+            // Base-128 varint length (protobuf encoding).
+            var len = (uint)op.Length;
+            while (len >= 0x80)
+            {
+                bytes[at++] = (byte)(len | 0x80);
+                len >>= 7;
+            }
+
+            bytes[at++] = (byte)len;
+            op.CopyTo(bytes, at);
+            at += op.Length;
+        }
+
+        return at == size ? bytes : throw new InvalidOperationException("Batch size miscounted.");
+    }
+
+    private List<byte[]> ReadOps(string shareId, ulong first, ulong last)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT op FROM ops WHERE share_id = $s AND seq BETWEEN $f AND $l ORDER BY seq";
+        cmd.Parameters.AddWithValue("$s", shareId);
+        cmd.Parameters.AddWithValue("$f", (long)first);
+        cmd.Parameters.AddWithValue("$l", (long)last);
+        var ops = new List<byte[]>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            ops.Add((byte[])r.GetValue(0));
+        }
+
+        return ops;
+    }
+
     private ProducerInfo? ReadProducer(string shareId)
     {
         using var cmd = _db.CreateCommand();
-        cmd.CommandText = "SELECT producer_id, sturdy_ref, next_seq, acked_seq FROM producers WHERE share_id = $s";
+        cmd.CommandText = "SELECT producer_id, sturdy_ref, next_seq, acked_seq, sealed_seq FROM producers WHERE share_id = $s";
         cmd.Parameters.AddWithValue("$s", shareId);
         using var r = cmd.ExecuteReader();
-        return r.Read() ? new ProducerInfo(shareId, r.GetString(0), r.GetString(1), (ulong)r.GetInt64(2), (ulong)r.GetInt64(3)) : null;
+        return r.Read() ? new ProducerInfo(shareId, r.GetString(0), r.GetString(1), (ulong)r.GetInt64(2), (ulong)r.GetInt64(3), (ulong)r.GetInt64(4)) : null;
     }
 
     /// <summary>Group commit: every enqueue waiting when a commit starts rides in it.</summary>
@@ -797,7 +909,7 @@ public sealed class OutboxStore : IAsyncDisposable
         var nextSeq = new Dictionary<string, ulong>(StringComparer.Ordinal);
         using var insert = _db.CreateCommand();
         insert.Transaction = tx;
-        insert.CommandText = "INSERT INTO ops(share_id, seq, op_id, op, state, enqueued_at) VALUES ($s, $q, $id, $op, 0, $t)";
+        insert.CommandText = "INSERT INTO ops(share_id, seq, op_id, op, enqueued_at) VALUES ($s, $q, $id, $op, $t)";
         var pS = insert.Parameters.Add("$s", SqliteType.Text);
         var pQ = insert.Parameters.Add("$q", SqliteType.Integer);
         var pId = insert.Parameters.Add("$id", SqliteType.Text);

@@ -264,6 +264,8 @@ internal sealed class ShareSender : IAsyncDisposable
                         inFlight.Dequeue();
                     }
 
+                    _writer.RaiseAckedSeq(head.LastSeq);
+
                     foreach (var o in outcomes)
                     {
                         _writer.CompleteAck(o);
