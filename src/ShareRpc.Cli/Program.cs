@@ -16,6 +16,7 @@ public static class Program
         root.Subcommands.Add(ClientCommands.Outbox());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(ChaosCommand.Create());
         return root.Parse(args).InvokeAsync();
     }
 }

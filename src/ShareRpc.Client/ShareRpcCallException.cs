@@ -24,7 +24,8 @@ public sealed class ShareRpcCallException : RpcException
 
     /// <summary>Retrying cannot help (revoked, missing right, unknown share, bad input).</summary>
     public bool IsPermanent => StatusCode is StatusCode.PermissionDenied or StatusCode.NotFound or StatusCode.InvalidArgument
-        or StatusCode.AlreadyExists or StatusCode.Unimplemented or StatusCode.ResourceExhausted or StatusCode.FailedPrecondition;
+        or StatusCode.AlreadyExists or StatusCode.Unimplemented or StatusCode.ResourceExhausted or StatusCode.FailedPrecondition
+        or StatusCode.DataLoss; // the server lost ops it acked (docs/client.md: the sender stops); found by the chaos canary
 
     public override string Message => $"{StatusCode}{(Reason is null ? "" : " (" + Reason + ")")}: {Status.Detail}";
 

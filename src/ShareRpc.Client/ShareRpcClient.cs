@@ -261,12 +261,22 @@ public sealed class ShareRpcClient : IAsyncDisposable
     internal static Metadata? Bearer(string? token) =>
         string.IsNullOrEmpty(token) ? null : new Metadata { { "authorization", "Bearer " + token } };
 
-    /// <summary>A unary call under the live ref; one transparent redeem when the epoch moved or the live ref expired.</summary>
+    private const int MaxStaleRedeems = 64;
+
+    /// <summary>
+    /// A unary call under the live ref; a transparent redeem when the epoch moved or the live ref expired.
+    /// While revokes keep moving the epoch (each redeem sees a newer one) it redeems again: found by the chaos
+    /// harness, where a single redeem lost to the next of several concurrent revokes.
+    /// </summary>
     internal async Task<TResponse> CallAuthorizedAsync<TRequest, TResponse>(SturdyRef sturdyRef, Method<TRequest, TResponse> method, TRequest request, CancellationToken cancellationToken)
     {
+        ulong lastEpoch = 0;
+        var stalled = 0;
         for (var attempt = 0; ; attempt++)
         {
             var live = await LiveRefs.GetAsync(sturdyRef, forceRedeem: attempt > 0, cancellationToken).ConfigureAwait(false);
+            var progressed = live.Epoch > lastEpoch;
+            lastEpoch = Math.Max(lastEpoch, live.Epoch);
             try
             {
                 return await ChannelFor(sturdyRef.Address).AsyncUnaryCall(method, request, UnaryOptions(live.LiveRef, cancellationToken)).ResponseAsync.ConfigureAwait(false);
@@ -274,7 +284,8 @@ public sealed class ShareRpcClient : IAsyncDisposable
             catch (RpcException ex)
             {
                 var typed = ShareRpcCallException.From(ex);
-                if (attempt == 0 && typed.IsRedeemable)
+                if (typed.IsRedeemable && (attempt == 0
+                    || (typed.Reason == Reasons.EpochStale && attempt < MaxStaleRedeems && (progressed || stalled++ < 3))))
                 {
                     continue;
                 }

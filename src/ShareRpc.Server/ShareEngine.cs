@@ -47,7 +47,7 @@ public sealed class ShareEngine : IAsyncDisposable
         Options = options;
         _clock = clock ?? TimeProvider.System;
         _authority = new LiveRefAuthority(serverKey, _clock);
-        Committer = new GroupCommitter(store, options.MaxWritesPerCommit, options.MaxQueuedWrites);
+        Committer = new GroupCommitter(store, options.MaxWritesPerCommit, options.MaxQueuedWrites, options.Faults);
     }
 
     /// <summary>Opens the embedded SQLite store and the server key in <see cref="ShareRpcServerOptions.DataDirectory"/>.</summary>
@@ -55,7 +55,7 @@ public sealed class ShareEngine : IAsyncDisposable
     {
         options.Validate();
         var key = ServerKey.LoadOrCreate(options.DataDirectory);
-        var store = SqliteShareStore.Open(options.DataDirectory);
+        var store = SqliteShareStore.Open(options.DataDirectory, options.FsyncEveryCommit);
         return new ShareEngine(store, key, options, clock);
     }
 

@@ -82,6 +82,24 @@ public sealed class ShareRpcServerOptions
     public int MaxQueuedWrites { get; set; } = 4096;
     public ShareRpcLimits Limits { get; set; } = new();
 
+    /// <summary>
+    /// true (default): SQLite <c>synchronous=FULL</c>, an fsync per commit (survives power loss).
+    /// false: <c>synchronous=NORMAL</c> in WAL: a commit survives a process crash (SIGKILL) but the last
+    /// commits may be lost on power loss. For tests and chaos runs that need speed.
+    /// </summary>
+    public bool FsyncEveryCommit { get; set; } = true;
+
+    /// <summary>Failure injection (docs/chaos.md); null (off) unless set with <see cref="EnableFaultInjection"/>.</summary>
+    public ServerFaultHooks? Faults { get; private set; }
+
+    /// <summary>Switches failure injection on, in code only (no configuration key or wire message reaches it).</summary>
+    public ShareRpcServerOptions EnableFaultInjection(ServerFaultHooks hooks)
+    {
+        ArgumentNullException.ThrowIfNull(hooks);
+        Faults = hooks;
+        return this;
+    }
+
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(DataDirectory)) throw new ArgumentException("DataDirectory is required", nameof(DataDirectory));

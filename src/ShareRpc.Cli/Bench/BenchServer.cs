@@ -30,6 +30,7 @@ internal static class BenchServer
     private static long s_duplicate;
     private static long s_commits;
     private static long s_writes;
+    private static long s_streams;
 
     public static async Task<int> RunAsync(string dataDir, CancellationToken ct)
     {
@@ -71,6 +72,10 @@ internal static class BenchServer
             if (instrument.Name == "sharerpc.ops.applied")
             {
                 Interlocked.Add(ref s_applied, value);
+            }
+            else if (instrument.Name == "sharerpc.streams.open" && value > 0)
+            {
+                Interlocked.Add(ref s_streams, value);
             }
             else if (instrument.Name == "sharerpc.ops.duplicate")
             {
@@ -122,6 +127,7 @@ internal static class BenchServer
                 BenchSupport.R(spans.TryGetValue("CommitAsync", out var c) && c.Count > 0 ? c.TotalMs / c.Count : 0, 3),
                 BenchSupport.R((cpu - cpuSince).TotalSeconds, 2),
                 BenchSupport.R(wall),
+                Interlocked.Exchange(ref s_streams, 0),
                 spans.Where(kv => kv.Value.Count > 0).ToDictionary(kv => kv.Key, kv => new SpanStat(kv.Value.Count, BenchSupport.R(kv.Value.TotalMs, 1))));
             Console.WriteLine("stats " + JsonSerializer.Serialize(stats, BenchSupport.Json).ReplaceLineEndings(" "));
             Console.Out.Flush();

@@ -26,6 +26,7 @@ internal static class BenchSupport
         {
             RedirectStandardOutput = true,
             RedirectStandardInput = true,
+            RedirectStandardError = true,
             UseShellExecute = false,
         };
         if (!Environment.ProcessPath!.EndsWith("sharerpc", StringComparison.Ordinal))
@@ -38,7 +39,12 @@ internal static class BenchSupport
             psi.ArgumentList.Add(a);
         }
 
-        return Process.Start(psi)!;
+        var p = Process.Start(psi)!;
+
+        // Progress lines on stderr are not part of any figure; drain them so the child never blocks.
+        p.ErrorDataReceived += (_, _) => { };
+        p.BeginErrorReadLine();
+        return p;
     }
 
     /// <summary>VmHWM (peak) or VmRSS of a process, in bytes (0 once it is gone).</summary>
@@ -261,6 +267,7 @@ internal sealed record ServerStats(
     double CommitMeanMs,
     double CpuSeconds,
     double WallMs,
+    long StreamsOpened,
     Dictionary<string, SpanStat> Spans);
 
 /// <summary>Calls of one store method and the milliseconds they took in all.</summary>

@@ -4,7 +4,10 @@ using ShareRpc.Cli.Bench;
 
 namespace ShareRpc.Cli.Commands;
 
-/// <summary><c>sharerpc bench wire</c>: the raw wire ceiling on loopback.</summary>
+/// <summary>
+/// <c>sharerpc bench all | wire | storage | naive | durable | dedupe | recovery | replay | fanout | memory</c>:
+/// measurements on loopback, each figure next to a baseline from the same run.
+/// </summary>
 internal static class BenchCommand
 {
     public static Command Create()
@@ -57,6 +60,160 @@ internal static class BenchCommand
             return result.Backlog.DuplicatesApplied == 0 ? 0 : 1;
         });
         bench.Subcommands.Add(replay);
+        AddParts(bench);
         return bench;
+    }
+
+    private static Option<FileInfo?> OutOption() => new("--out") { Description = "Write the results as JSON to this file." };
+
+    private static async Task WriteJsonAsync<T>(FileInfo? file, T result, CancellationToken ct)
+    {
+        if (file is not null)
+        {
+            await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(result, BenchSupport.Json), ct);
+        }
+    }
+
+    private static void AddParts(Command bench)
+    {
+        // all
+        var quick = new Option<bool>("--quick") { Description = "Small sizes: the whole run finishes in under a minute." };
+        var allOut = OutOption();
+        var markdown = new Option<FileInfo?>("--markdown") { Description = "Write the markdown table to this file." };
+        var dedupe10M = new Option<bool>("--dedupe-10m") { Description = "Also measure dedupe with 10M ops in the log (adds minutes and ~12 GB of disk)." };
+        var memory10M = new Option<bool>("--memory-10m") { Description = "Also measure client RSS with 10M pending ops (adds minutes and ~12 GB of disk)." };
+        var all = new Command("all", "Every part in one run: raw wire, storage, naive baseline, durable, dedupe, recovery, fan-out, client memory; JSON plus a markdown table.")
+        {
+            quick, allOut, markdown, dedupe10M, memory10M,
+        };
+        all.SetAction(async (parse, ct) =>
+        {
+            var settings = AllBenchmark.Settings.For(parse.GetValue(quick), parse.GetValue(dedupe10M), parse.GetValue(memory10M));
+            var command = "sharerpc bench all" + (parse.GetValue(quick) ? " --quick" : "") + (parse.GetValue(dedupe10M) ? " --dedupe-10m" : "") + (parse.GetValue(memory10M) ? " --memory-10m" : "");
+            var result = await AllBenchmark.RunAsync(settings, command, Console.Out, ct);
+            var md = AllBenchmark.Markdown(result);
+            Console.WriteLine();
+            Console.WriteLine(md);
+            if (parse.GetValue(allOut) is { } file)
+            {
+                await File.WriteAllTextAsync(file.FullName, result.ToJsonString(BenchSupport.Json), ct);
+            }
+
+            if (parse.GetValue(markdown) is { } mdFile)
+            {
+                await File.WriteAllTextAsync(mdFile.FullName, md, ct);
+            }
+
+            return result["duplicates_applied"]!.GetValue<long>() == 0 ? 0 : 1;
+        });
+        bench.Subcommands.Add(all);
+
+        // storage
+        var storageSeconds = new Option<double>("--seconds") { Description = "Measured seconds per case.", DefaultValueFactory = _ => 3 };
+        var storageOut = OutOption();
+        var storage = new Command("storage", "Storage ceiling: batched SQLite inserts (WAL, FULL), 1 KiB rows, 256 and 512 per transaction.") { storageSeconds, storageOut };
+        storage.SetAction(async (parse, ct) =>
+        {
+            await WriteJsonAsync(parse.GetValue(storageOut), await StorageBenchmark.RunAsync(TimeSpan.FromSeconds(parse.GetValue(storageSeconds)), 1024, Console.Out, ct), ct);
+            return 0;
+        });
+        bench.Subcommands.Add(storage);
+
+        // naive
+        var naiveSeconds = new Option<double>("--seconds") { Description = "Measured seconds per case.", DefaultValueFactory = _ => 5 };
+        var naiveCallers = new Option<int>("--callers") { Description = "Concurrent callers of the second case.", DefaultValueFactory = _ => 16 };
+        var naiveOut = OutOption();
+        var naive = new Command("naive", "Naive baseline: one unary call per op, the server commits each op (SQLite FULL).") { naiveSeconds, naiveCallers, naiveOut };
+        naive.SetAction(async (parse, ct) =>
+        {
+            await WriteJsonAsync(parse.GetValue(naiveOut), await NaiveBenchmark.RunAsync(TimeSpan.FromSeconds(parse.GetValue(naiveSeconds)), 1024, parse.GetValue(naiveCallers), Console.Out, ct), ct);
+            return 0;
+        });
+        bench.Subcommands.Add(naive);
+
+        // durable
+        var durableOps = new Option<long>("--ops") { Description = "Ops of the saturation run.", DefaultValueFactory = _ => 500_000 };
+        var rates = new Option<int[]>("--rate") { Description = "Offered loads (ops/s) of the open-loop latency runs.", DefaultValueFactory = _ => [1_000, 10_000], AllowMultipleArgumentsPerToken = true };
+        var loadSeconds = new Option<double>("--seconds") { Description = "Seconds per offered load.", DefaultValueFactory = _ => 10 };
+        var durableOut = OutOption();
+        var linger = new Option<int?>("--linger-ms") { Description = "Client LingerMs to measure (default: the SDK's)." };
+        var inFlight = new Option<int?>("--max-in-flight") { Description = "Client MaxInFlightBatches to measure (default: the SDK's)." };
+        var durable = new Command("durable", "ShareRpc durable end to end (server in a child process): saturation ops/s, enqueue→ack latency at fixed loads, where the time goes.") { durableOps, rates, loadSeconds, durableOut, linger, inFlight };
+        durable.SetAction(async (parse, ct) =>
+        {
+            DurableBenchmark.LingerMs = parse.GetValue(linger);
+            DurableBenchmark.MaxInFlightBatches = parse.GetValue(inFlight);
+            await WriteJsonAsync(parse.GetValue(durableOut), await DurableBenchmark.RunAsync(parse.GetValue(durableOps), parse.GetValue(rates)!, TimeSpan.FromSeconds(parse.GetValue(loadSeconds)), 1024, Console.Out, ct), ct);
+            return 0;
+        });
+        bench.Subcommands.Add(durable);
+
+        // dedupe
+        var sizes = new Option<long[]>("--preload") { Description = "Ops already in the log, one run each (the first is the baseline).", DefaultValueFactory = _ => [0, 1_000_000], AllowMultipleArgumentsPerToken = true };
+        var dedupeOps = new Option<long>("--ops") { Description = "Durable ops measured per run.", DefaultValueFactory = _ => 200_000 };
+        var dedupeOut = OutOption();
+        var dedupe = new Command("dedupe", "Durable ops/s with 0, 1M (or --preload N …) ops already in the server's log.") { sizes, dedupeOps, dedupeOut };
+        dedupe.SetAction(async (parse, ct) =>
+        {
+            await WriteJsonAsync(parse.GetValue(dedupeOut), await ScaleBenchmarks.DedupeAsync(parse.GetValue(sizes)!, parse.GetValue(dedupeOps), 1024, Console.Out, ct), ct);
+            return 0;
+        });
+        bench.Subcommands.Add(dedupe);
+
+        // recovery
+        var recoveryOps = new Option<long>("--ops") { Description = "Unacked ops when the client is killed.", DefaultValueFactory = _ => 1_000_000 };
+        var recoveryOut = OutOption();
+        var recovery = new Command("recovery", "A client SIGKILLed with N unacked ops, restarted: seconds until all acked, duplicates applied.") { recoveryOps, recoveryOut };
+        recovery.SetAction(async (parse, ct) =>
+        {
+            var r = await ScaleBenchmarks.RecoveryAsync(parse.GetValue(recoveryOps), 1024, Console.Out, ct);
+            await WriteJsonAsync(parse.GetValue(recoveryOut), r, ct);
+            return r.DuplicatesApplied == 0 ? 0 : 1;
+        });
+        bench.Subcommands.Add(recovery);
+
+        // fanout
+        var fanoutOps = new Option<long>("--ops") { Description = "Ops in the share, read by every subscriber.", DefaultValueFactory = _ => 50_000 };
+        var subscribers = new Option<int[]>("--subscribers") { Description = "Subscriber counts.", DefaultValueFactory = _ => [1, 10, 100], AllowMultipleArgumentsPerToken = true };
+        var fanoutOut = OutOption();
+        var fanout = new Command("fanout", "Subscribe fan-out: delivered ops/s with 1, 10, 100 subscribers on one share.") { fanoutOps, subscribers, fanoutOut };
+        fanout.SetAction(async (parse, ct) =>
+        {
+            await WriteJsonAsync(parse.GetValue(fanoutOut), await ScaleBenchmarks.FanoutAsync(parse.GetValue(fanoutOps), parse.GetValue(subscribers)!, 1024, Console.Out, ct), ct);
+            return 0;
+        });
+        bench.Subcommands.Add(fanout);
+
+        // memory
+        var pending = new Option<long[]>("--pending") { Description = "Pending op counts, one client process each.", DefaultValueFactory = _ => [1_000_000], AllowMultipleArgumentsPerToken = true };
+        var memoryOut = OutOption();
+        var memory = new Command("memory", "Client peak RSS (VmHWM) holding N pending ops.") { pending, memoryOut };
+        memory.SetAction(async (parse, ct) =>
+        {
+            await WriteJsonAsync(parse.GetValue(memoryOut), await ScaleBenchmarks.MemoryAsync(parse.GetValue(pending)!, 1024, Console.Out, ct), ct);
+            return 0;
+        });
+        bench.Subcommands.Add(memory);
+
+        // Hidden children.
+        var data = new Option<DirectoryInfo>("--data") { Required = true };
+        var server = new Command("server", "Share server with timing spans (child of the benchmarks).") { Hidden = true };
+        server.Options.Add(data);
+        server.SetAction((parse, ct) => BenchServer.RunAsync(parse.GetValue(data)!.FullName, ct));
+        bench.Subcommands.Add(server);
+
+        var holdOutbox = new Option<string>("--outbox") { Required = true };
+        var holdRef = new Option<string>("--ref") { Required = true };
+        var holdOps = new Option<long>("--ops") { Required = true };
+        var holdValue = new Option<int>("--value-bytes") { DefaultValueFactory = _ => 1024 };
+        var hold = new Option<string>("--hold") { DefaultValueFactory = _ => "send" };
+        var clientHold = new Command("client-hold", "Enqueue N ops with the sender held, print, wait to be killed (child of the benchmarks).") { Hidden = true };
+        clientHold.Options.Add(holdOutbox);
+        clientHold.Options.Add(holdRef);
+        clientHold.Options.Add(holdOps);
+        clientHold.Options.Add(holdValue);
+        clientHold.Options.Add(hold);
+        clientHold.SetAction((parse, ct) => ScaleBenchmarks.ClientHoldAsync(parse.GetValue(holdOutbox)!, parse.GetValue(holdRef)!, parse.GetValue(holdOps), parse.GetValue(holdValue), parse.GetValue(hold)!, ct));
+        bench.Subcommands.Add(clientHold);
     }
 }

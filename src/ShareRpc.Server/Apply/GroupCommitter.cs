@@ -19,10 +19,12 @@ public sealed class GroupCommitter : IAsyncDisposable
     private readonly int _maxWritesPerCommit;
     private readonly Channel<IWork> _queue;
     private readonly Task _loop;
+    private readonly ServerFaultHooks? _faults;
 
-    public GroupCommitter(IShareStore store, int maxWritesPerCommit = 256, int maxQueued = 4096)
+    public GroupCommitter(IShareStore store, int maxWritesPerCommit = 256, int maxQueued = 4096, ServerFaultHooks? faults = null)
     {
         _store = store;
+        _faults = faults;
         _maxWritesPerCommit = maxWritesPerCommit;
         _queue = Channel.CreateBounded<IWork>(new BoundedChannelOptions(maxQueued)
         {
@@ -100,6 +102,7 @@ public sealed class GroupCommitter : IAsyncDisposable
                         await w.RunAsync(tx).ConfigureAwait(false);
                         await tx.ReleaseSavepointAsync(savepoint).ConfigureAwait(false);
                         done.Add(w);
+                        if (_faults?.UnsafeAckBeforeCommit == true) w.Publish(); // the canary's deliberate bug
                     }
                     catch (Exception e)
                     {
@@ -109,6 +112,7 @@ public sealed class GroupCommitter : IAsyncDisposable
                         w.Fail(e is ShareRpcException ? e : StorageFailure(e));
                     }
                 }
+                if (_faults?.BeforeCommit is { } beforeCommit) await beforeCommit(group.Count).ConfigureAwait(false);
                 await tx.CommitAsync().ConfigureAwait(false);
                 Interlocked.Increment(ref _commits);
                 foreach (var w in done) w.Publish();

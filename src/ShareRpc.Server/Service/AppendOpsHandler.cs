@@ -43,7 +43,7 @@ internal sealed class AppendOpsHandler(ShareEngine engine)
                     stopReading.Cancel();
                 }
             }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            var reading = ReadAsync(claims, requests, inFlight.Writer, stopReading.Token);
+            var reading = ReadAsync(claims, requests, inFlight.Writer, context, stopReading.Token);
             try
             {
                 // Acks are written without the call's token: on shutdown (which also cancels it) every
@@ -60,6 +60,12 @@ internal sealed class AppendOpsHandler(ShareEngine engine)
                             buffered = false;
                         }
                         var ack = await pending.ConfigureAwait(false);
+                        if (engine.Options.Faults?.BeforeAck is { } beforeAck
+                            && await beforeAck(new ServerBatchContext(claims.ShareId, claims.CapabilityId, ack.BatchId, "")).ConfigureAwait(false) is var fault and not StreamFault.None)
+                        {
+                            if (buffered) await responses.FlushAsync(writeCt).ConfigureAwait(false); // acks before this one still go out
+                            throw InjectFault(context, fault);
+                        }
                         if (callCt.IsCancellationRequested)
                         {
                             // Shutting down: the wire's buffered write honours the call token; this one does not.
@@ -88,8 +94,18 @@ internal sealed class AppendOpsHandler(ShareEngine engine)
             }
         });
 
+    /// <summary>Applies an injected stream fault (ServerFaultHooks); returns the exception that ends the handler.</summary>
+    private static OperationCanceledException InjectFault(ServerCallContext context, StreamFault fault)
+    {
+        if (fault == StreamFault.Reset && context.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResetFeature>() is { } reset)
+            reset.Reset(0x8); // CANCEL
+        else
+            context.HttpContext.Abort();
+        return new OperationCanceledException("injected fault: " + fault);
+    }
+
     private async Task ReadAsync(LiveRefClaims claims, IAsyncStreamReader<AppendOpsRequest> requests, ChannelWriter<Task<AppendOpsResponse>> inFlight,
-        CancellationToken stopReading)
+        ServerCallContext context, CancellationToken stopReading)
     {
         try
         {
@@ -122,6 +138,12 @@ internal sealed class AppendOpsHandler(ShareEngine engine)
             Task<AppendOpsResponse> pending;
             try
             {
+                if (engine.Options.Faults?.OnBatchRead is { } onRead
+                    && await onRead(new ServerBatchContext(claims.ShareId, claims.CapabilityId, batch.BatchId, batch.ProducerId)).ConfigureAwait(false) is var fault and not StreamFault.None)
+                {
+                    throw InjectFault(context, fault); // reported in order: earlier batches are still acked
+                }
+
                 pending = await engine.EnqueueAppendAsync(claims, batch, CancellationToken.None).ConfigureAwait(false); // once read, a batch is applied and acked even on shutdown
             }
             catch (ShareRpcException e)

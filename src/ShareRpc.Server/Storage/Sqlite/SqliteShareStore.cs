@@ -19,7 +19,7 @@ public sealed class SqliteShareStore : IShareStore
     private readonly Dictionary<string, SqliteCommand> _writerCommands = new(StringComparer.Ordinal);
     private bool _disposed;
 
-    private SqliteShareStore(string path)
+    private SqliteShareStore(string path, bool fsyncEveryCommit)
     {
         Path = path;
         _connectionString = new SqliteConnectionStringBuilder
@@ -32,7 +32,7 @@ public sealed class SqliteShareStore : IShareStore
         _writer = new SqliteConnection(_connectionString);
         _writer.Open();
         Exec(_writer, "PRAGMA journal_mode = WAL;");
-        Exec(_writer, "PRAGMA synchronous = FULL;");
+        Exec(_writer, fsyncEveryCommit ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;");
         Exec(_writer, "PRAGMA busy_timeout = 30000;");
         SqliteSchema.Migrate(_writer);
     }
@@ -41,10 +41,16 @@ public sealed class SqliteShareStore : IShareStore
     public string Path { get; }
 
     /// <summary>Opens (creating and migrating if needed) the store in <paramref name="dataDirectory"/>.</summary>
-    public static SqliteShareStore Open(string dataDirectory)
+    public static SqliteShareStore Open(string dataDirectory) => Open(dataDirectory, fsyncEveryCommit: true);
+
+    /// <summary>
+    /// Opens the store; <paramref name="fsyncEveryCommit"/> false uses synchronous=NORMAL (WAL): commits
+    /// survive a process crash, not a power loss.
+    /// </summary>
+    public static SqliteShareStore Open(string dataDirectory, bool fsyncEveryCommit)
     {
         Directory.CreateDirectory(dataDirectory);
-        return new SqliteShareStore(System.IO.Path.Combine(dataDirectory, FileName));
+        return new SqliteShareStore(System.IO.Path.Combine(dataDirectory, FileName), fsyncEveryCommit);
     }
 
     /// <summary>Reads a PRAGMA on the writer connection (tests).</summary>
