@@ -1,52 +1,41 @@
-using System.Net;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.Data.Sqlite;
-using Microsoft.Extensions.Logging;
 using ShareRpc.Server;
 using ShareRpc.Server.Hosting;
-using ShareRpc.Wire;
 
 namespace ShareRpc.Client.Tests;
 
-/// <summary>An in-process ShareRpc server on 127.0.0.1 (port 0) over a temp SQLite data dir.</summary>
+/// <summary>An in-process ShareRpc server on 127.0.0.1 over a temp SQLite data dir.</summary>
 public sealed class InProcessServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly ShareRpcServerHost _host;
 
-    private InProcessServer(WebApplication app, string dir, string address)
+    private InProcessServer(ShareRpcServerHost host, string dir)
     {
-        _app = app;
+        _host = host;
         DataDirectory = dir;
-        Address = address;
     }
 
-    public string Address { get; }
+    public string Address => _host.Address;
 
     public string DataDirectory { get; }
 
     public static async Task<InProcessServer> StartAsync(Action<ShareRpcServerOptions>? configure = null, int port = 0, string? dataDirectory = null)
     {
         var dir = dataDirectory ?? Directory.CreateTempSubdirectory("sharerpc-server-").FullName;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Services.AddShareRpcServer(o =>
-        {
-            o.DataDirectory = dir;
-            o.HeartbeatInterval = TimeSpan.FromMilliseconds(200);
-            configure?.Invoke(o);
-        });
-        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, port));
-        var app = builder.Build();
-        app.MapShareRpc();
-        await app.StartAsync();
-        return new InProcessServer(app, dir, app.GetListeningAddresses().Single().ToString().TrimEnd('/'));
+        var host = await ShareRpcServerHost.StartAsync(
+            o =>
+            {
+                o.DataDirectory = dir;
+                o.HeartbeatInterval = TimeSpan.FromMilliseconds(200);
+                configure?.Invoke(o);
+            },
+            port: port);
+        return new InProcessServer(host, dir);
     }
 
     public async ValueTask DisposeAsync()
     {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _host.DisposeAsync();
         SqliteConnection.ClearAllPools();
         try
         {

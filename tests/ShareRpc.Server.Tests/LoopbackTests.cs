@@ -18,40 +18,34 @@ namespace ShareRpc.Server.Tests;
 /// <summary>A real server (Kestrel, h2c on 127.0.0.1, port 0) and a GrpcChannel to it.</summary>
 public sealed class LoopbackServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly ShareRpcServerHost _host;
     private readonly string _dir;
 
-    private LoopbackServer(WebApplication app, string dir, Uri address)
+    private LoopbackServer(ShareRpcServerHost host, string dir)
     {
-        _app = app;
+        _host = host;
         _dir = dir;
-        Address = address;
-        Channel = GrpcChannel.ForAddress(address);
+        Address = new Uri(host.Address);
+        Channel = GrpcChannel.ForAddress(Address);
     }
 
     public Uri Address { get; }
     public GrpcChannel Channel { get; }
-    public ShareEngine Engine => _app.Services.GetRequiredService<ShareEngine>();
+    public ShareEngine Engine => _host.Engine;
 
     /// <summary>Graceful stop (what SIGTERM / Ctrl-C does).</summary>
-    public Task StopAsync() => _app.StopAsync();
+    public Task StopAsync() => _host.StopAsync();
 
     public static async Task<LoopbackServer> StartAsync(Action<ShareRpcServerOptions>? configure = null)
     {
         var dir = Path.Combine(Path.GetTempPath(), "sharerpc-loopback-" + Guid.NewGuid().ToString("N"));
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Services.AddShareRpcServer(o =>
+        var host = await ShareRpcServerHost.StartAsync(o =>
         {
             o.DataDirectory = dir;
             o.HeartbeatInterval = TimeSpan.FromMilliseconds(200);
             configure?.Invoke(o);
         });
-        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, 0));
-        var app = builder.Build();
-        app.MapShareRpc();
-        await app.StartAsync();
-        return new LoopbackServer(app, dir, app.GetListeningAddresses().Single());
+        return new LoopbackServer(host, dir);
     }
 
     public static CallOptions Bearer(string token) => new(new Metadata { { "authorization", "Bearer " + token } });
@@ -67,8 +61,7 @@ public sealed class LoopbackServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Channel.Dispose();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _host.DisposeAsync();
         SqliteConnection.ClearAllPools();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }

@@ -1,37 +1,27 @@
-using System.Net;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using ShareRpc.Server;
 using ShareRpc.Server.Hosting;
 using ShareRpc.Server.Storage;
-using ShareRpc.Wire;
 
 namespace ShareRpc.Chaos.Scenarios;
 
 /// <summary>An in-process ShareRpc server on 127.0.0.1 (any free port) over the real wire, with fault hooks.</summary>
 public sealed class ChaosServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly ShareRpcServerHost _host;
 
-    private ChaosServer(WebApplication app, string address)
+    private ChaosServer(ShareRpcServerHost host)
     {
-        _app = app;
-        Address = address;
-        Engine = app.Services.GetRequiredService<ShareEngine>();
+        _host = host;
     }
 
-    public string Address { get; }
+    public string Address => _host.Address;
 
-    public ShareEngine Engine { get; }
+    public ShareEngine Engine => _host.Engine;
 
     /// <summary>Starts a server on <paramref name="dataDirectory"/>; <paramref name="fsync"/> false = synchronous=NORMAL.</summary>
     public static async Task<ChaosServer> StartAsync(string dataDirectory, ServerFaultHooks? faults, bool fsync = false, Action<ShareRpcServerOptions>? configure = null)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Services.AddShareRpcServer(o =>
+        var host = await ShareRpcServerHost.StartAsync(o =>
         {
             o.DataDirectory = dataDirectory;
             o.FsyncEveryCommit = fsync;
@@ -42,12 +32,8 @@ public sealed class ChaosServer : IAsyncDisposable
             }
 
             configure?.Invoke(o);
-        });
-        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, 0));
-        var app = builder.Build();
-        app.MapShareRpc();
-        await app.StartAsync().ConfigureAwait(false);
-        return new ChaosServer(app, app.GetListeningAddresses().Single().ToString().TrimEnd('/'));
+        }).ConfigureAwait(false);
+        return new ChaosServer(host);
     }
 
     /// <summary>The share's whole log and head, read straight from storage (the reference the checker compares against).</summary>
@@ -59,9 +45,5 @@ public sealed class ChaosServer : IAsyncDisposable
         return (log, share.Cursor, share.Epoch);
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _app.StopAsync().ConfigureAwait(false);
-        await _app.DisposeAsync().ConfigureAwait(false);
-    }
+    public ValueTask DisposeAsync() => _host.DisposeAsync();
 }

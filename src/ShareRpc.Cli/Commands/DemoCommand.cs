@@ -1,14 +1,9 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Net;
 using System.Text;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.Logging;
 using ShareRpc.Client;
 using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Hosting;
-using ShareRpc.Wire;
 
 namespace ShareRpc.Cli.Commands;
 
@@ -34,14 +29,8 @@ internal static class DemoCommand
         Directory.CreateDirectory(dir);
         try
         {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            builder.Services.AddShareRpcServer(o => o.DataDirectory = Path.Combine(dir, "server"));
-            builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, 0));
-            await using var app = builder.Build();
-            app.MapShareRpc();
-            await app.StartAsync(ct);
-            var address = app.GetListeningAddresses().Single().ToString().TrimEnd('/');
+            await using var server = await ShareRpcServerHost.StartAsync(o => o.DataDirectory = Path.Combine(dir, "server"), cancellationToken: ct);
+            var address = server.Address;
             Console.WriteLine($"1. server on {address}, data in {Path.Combine(dir, "server")} (SQLite, WAL, fsync per commit)");
 
             // The agent drops its first AppendOps response on purpose: the batch is committed on the
@@ -125,7 +114,7 @@ internal static class DemoCommand
             }
 
             follow.Cancel();
-            await app.StopAsync(ct);
+            await server.StopAsync(ct);
             var ok = outcomes.All(o => o.Status is OpStatus.Applied or OpStatus.Duplicate) && seen.Count == opCount && inOrder && docs == messageKeys + diffs;
             Console.WriteLine(ok ? "demo: nothing lost, nothing applied twice." : "demo: FAILED an invariant");
             return ok ? 0 : 1;

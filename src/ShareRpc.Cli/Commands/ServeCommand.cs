@@ -1,13 +1,10 @@
 using System.CommandLine;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using ShareRpc.Server.Hosting;
-using ShareRpc.Wire;
 
 namespace ShareRpc.Cli.Commands;
 
@@ -38,31 +35,26 @@ internal static class ServeCommand
                 certificate = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
             }
 
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
-            builder.Services.AddShareRpcServer(o =>
-            {
-                o.DataDirectory = parse.GetValue(data)!.FullName;
-                o.CreatorToken = parse.GetValue(creator);
-                o.PublicEndpoint = parse.GetValue(endpoint);
-            });
-            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
-            builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Parse(parse.GetValue(host)!), parse.GetValue(port), certificate));
-            await using var app = builder.Build();
-            app.MapShareRpc();
-            var health = app.Services.GetRequiredService<HealthStatusRegistry>();
-            app.Lifetime.ApplicationStopping.Register(health.SetAllNotServing);
-            await app.StartAsync(ct);
-            foreach (var a in app.GetListeningAddresses())
-            {
-                var shown = certificate is null ? a : new UriBuilder(a) { Scheme = "https" }.Uri;
-                Console.WriteLine($"listening on {shown.ToString().TrimEnd('/')}");
-            }
-
+            await using var server = await ShareRpcServerHost.StartAsync(
+                o =>
+                {
+                    o.DataDirectory = parse.GetValue(data)!.FullName;
+                    o.CreatorToken = parse.GetValue(creator);
+                    o.PublicEndpoint = parse.GetValue(endpoint);
+                },
+                IPAddress.Parse(parse.GetValue(host)!),
+                parse.GetValue(port),
+                certificate,
+                builder =>
+                {
+                    builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+                    builder.Logging.SetMinimumLevel(LogLevel.Warning);
+                    builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+                },
+                ct);
+            Console.WriteLine($"listening on {server.Address}");
             Console.Out.Flush();
-            await app.WaitForShutdownAsync(CancellationToken.None);
+            await server.App.WaitForShutdownAsync(CancellationToken.None);
             return 0;
         });
         return command;
