@@ -1,4 +1,5 @@
 using System.Text;
+using ShareRpc.Chaos.Scenarios;
 using ShareRpc.Protocol.V1;
 
 namespace ShareRpc.Client.Tests;
@@ -10,7 +11,7 @@ public sealed class ProcessTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private async Task<(CliProcess Server, string Address)> StartServerAsync(int port)
+    private async Task<(ChildProcess Server, string Address)> StartServerAsync(int port)
     {
         var server = CliProcess.Start("serve", "--port", port.ToString(), "--data", _dir.File("server"));
         var line = await server.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal));

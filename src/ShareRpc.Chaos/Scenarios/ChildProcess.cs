@@ -118,6 +118,13 @@ public sealed class ChildProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>SIGTERM: what a service manager sends to stop a process gracefully.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", new[] { "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!;
+        kill.WaitForExit();
+    }
+
     /// <summary>SIGKILL (no clean-up, no flush) and wait for the exit.</summary>
     public async Task KillAsync()
     {
