@@ -50,7 +50,8 @@ internal static class DurableBenchmark
 
     public sealed record OutboxStages(long Ops, double EnqueueOpsPerSecond, double SealOpsPerSecond, double RecordAckOpsPerSecond, double EnqueueUsPerOp, double SealUsPerOp, double RecordAckUsPerOp, double CombinedCeilingOpsPerSecond);
 
-    public sealed record Result(int ValueBytes, Saturation Saturation, LoadCase[] Loads, OutboxStages Stages);
+    /// <param name="SaturationAwaitingAcks">The same, smaller, with every PendingOp.Acked observed (as a caller that awaits its acks does).</param>
+    public sealed record Result(int ValueBytes, Saturation Saturation, LoadCase[] Loads, OutboxStages Stages, Saturation? SaturationAwaitingAcks = null);
 
     /// <summary>Client settings under test (null: the SDK defaults).</summary>
     internal static int? LingerMs { get; set; }
@@ -82,12 +83,23 @@ internal static class DurableBenchmark
 
             var satServer = await server.StatsAsync(ct);
             sat = sat with { Server = satServer, ServerCpuUsPerOp = BenchSupport.R(satServer.CpuSeconds * 1e6 / sat.Ops, 1) };
+
+            Saturation awaited;
+            await using (var s = await Session.OpenAsync(server.Address, Path.Combine(dir, "sat-acked.db"), "sat-acked", ct))
+            {
+                awaited = await SaturateAsync(s, Math.Min(ops / 5, 20_000), valueBytes, timeline: true, ct, observeAcks: true);
+            }
+
+            var awaitedServer = await server.StatsAsync(ct);
+            awaited = awaited with { Server = awaitedServer, ServerCpuUsPerOp = BenchSupport.R(awaitedServer.CpuSeconds * 1e6 / awaited.Ops, 1) };
             log.WriteLine($"  saturation: {sat.Ops:N0} ops in {sat.Seconds:0.00} s = {sat.OpsPerSecond:N0} ops/s acked (enqueue alone {sat.EnqueueOpsPerSecond:N0} ops/s, enqueue p50 {sat.EnqueueP50Ms:0.0} ms); CPU per op: client {sat.ClientCpuUsPerOp:0} µs, server {sat.ServerCpuUsPerOp:0} µs ({Environment.ProcessorCount} cores → CPU-bound ceiling ≈ {Environment.ProcessorCount * 1e6 / (sat.ClientCpuUsPerOp + sat.ServerCpuUsPerOp):N0} ops/s)");
             if (sat.Timeline is { } t && sat.Server is { } st)
             {
-                log.WriteLine($"    client: {t.Batches} batches of {t.OpsPerBatch:0} ops, seal→ack {t.SendToAckMeanMs:0.0} ms mean (p99 {t.SendToAckP99Ms:0.0}), ack recording {t.AckRecordMeanMs:0.00} ms/batch, {t.BatchesInFlightMean:0.0} batches in flight");
+                log.WriteLine($"    client: {t.Batches} batches of {t.OpsPerBatch:0} ops, seal→ack {t.SendToAckMeanMs:0.0} ms mean (p99 {t.SendToAckP99Ms:0.0}), {t.BatchesInFlightMean:0.0} batches in flight");
                 log.WriteLine($"    server: commit latency {st.BatchCommitLatencyMeanMs:0.0} ms mean (p99 {st.BatchCommitLatencyP99Ms:0.0}), {st.Commits} commits × {st.WritesPerCommit:0.0} batches, fsync+commit {st.CommitMeanMs:0.00} ms, committer busy {st.CommitLoopBusyFraction:P0}, cpu {st.CpuSeconds:0.0} s");
             }
+
+            log.WriteLine($"  saturation with every PendingOp.Acked observed: {awaited.Ops:N0} ops = {awaited.OpsPerSecond:N0} ops/s; CPU per op: client {awaited.ClientCpuUsPerOp:0} µs, server {awaited.ServerCpuUsPerOp:0} µs; ack arrived → ops completed {awaited.Timeline?.AckRecordMeanMs:0.00} ms/batch");
 
             var loads = new List<LoadCase>();
             foreach (var rate in rates)
@@ -106,7 +118,7 @@ internal static class DurableBenchmark
                 }
             }
 
-            return new Result(valueBytes, sat, [.. loads], stages);
+            return new Result(valueBytes, sat, [.. loads], stages, awaited);
         }
         finally
         {
@@ -169,7 +181,7 @@ internal static class DurableBenchmark
     }
 
     /// <summary>Many concurrent PutAsync (each returns once durable in the outbox), then FlushAsync (all acked).</summary>
-    internal static async Task<Saturation> SaturateAsync(Session s, long ops, int valueBytes, bool timeline, CancellationToken ct)
+    internal static async Task<Saturation> SaturateAsync(Session s, long ops, int valueBytes, bool timeline, CancellationToken ct, bool observeAcks = false)
     {
         var value = new byte[valueBytes];
         Random.Shared.NextBytes(value);
@@ -190,7 +202,7 @@ internal static class DurableBenchmark
                     var t0 = Stopwatch.GetTimestamp();
                     var p = await s.Writer.PutAsync("docs", "k" + (i % 100_000), value);
                     enqueueMs[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-                    if (timeline)
+                    if (observeAcks)
                     {
                         _ = p.Acked.ContinueWith(_ => completions.Add(Stopwatch.GetTimestamp()), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                     }
