@@ -1,18 +1,13 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using System.Net;
 using System.Reflection;
 using System.Text.Json;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using ShareRpc.Server;
 using ShareRpc.Server.Hosting;
 using ShareRpc.Server.Storage;
 using ShareRpc.Server.Storage.Sqlite;
-using ShareRpc.Wire;
 
 namespace ShareRpc.Cli.Bench;
 
@@ -34,21 +29,8 @@ internal static class BenchServer
 
     public static async Task<int> RunAsync(string dataDir, CancellationToken ct)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
+        // The same server `sharerpc serve` runs, with the store seen through the timing proxy.
         var store = SqliteShareStore.Open(dataDir);
-        builder.Services.AddSingleton<IShareStore>(TimedStore.Wrap(store));
-        builder.Services.AddShareRpcServer(o => o.DataDirectory = dataDir);
-        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, 0, null));
-        await using var app = builder.Build();
-        app.MapShareRpc();
-        var engine = app.Services.GetRequiredService<ShareEngine>();
-        engine.Committer.Committed += n =>
-        {
-            Interlocked.Increment(ref s_commits);
-            Interlocked.Add(ref s_writes, n);
-        };
-
         using var meters = new MeterListener();
         meters.InstrumentPublished = (instrument, listener) =>
         {
@@ -84,11 +66,16 @@ internal static class BenchServer
         });
         meters.Start();
 
-        await app.StartAsync(ct);
-        foreach (var a in app.GetListeningAddresses())
+        await using var host = await ShareRpcServerHost.StartAsync(
+            o => o.DataDirectory = dataDir,
+            configureBuilder: b => b.Services.AddSingleton<IShareStore>(TimedStore.Wrap(store)),
+            cancellationToken: ct);
+        host.Engine.Committer.Committed += n =>
         {
-            Console.WriteLine($"listening on {a.ToString().TrimEnd('/')}");
-        }
+            Interlocked.Increment(ref s_commits);
+            Interlocked.Add(ref s_writes, n);
+        };
+        Console.WriteLine($"listening on {host.Address}");
 
         Console.Out.Flush();
         var since = Stopwatch.StartNew();
@@ -135,7 +122,7 @@ internal static class BenchServer
             cpuSince = cpu;
         }
 
-        await app.StopAsync(CancellationToken.None);
+        await host.StopAsync(CancellationToken.None);
         return 0;
     }
 
