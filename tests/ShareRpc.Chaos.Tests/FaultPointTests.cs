@@ -89,7 +89,7 @@ public sealed class FaultPointTests : IDisposable
     }
 
     [Fact]
-    public async Task Client_send_twice_the_server_dedupes_and_the_client_replays_past_the_extra_ack()
+    public async Task Client_send_twice_the_server_dedupes_and_the_client_skips_the_extra_ack()
     {
         var run = await RunAsync(Client("request", FaultKind.DuplicateBatch));
         Assert.Equal(3, run.Log.Distinct().Count());

@@ -210,6 +210,10 @@ internal sealed class ShareSender : IAsyncDisposable
             ShareRpcMethods.AppendOpsRaw,
             new CallOptions(ShareRpcClient.Bearer(liveRef), null, streamCts.Token));
         var inFlight = new Queue<SealedBatch>();
+
+        // Batches acked on this stream, newest last (bounded): a second ack for one of them (the
+        // batch reached the server twice) is answered DUPLICATE by the server and needs no replay.
+        var ackedHere = new Queue<string>();
         var window = new SemaphoreSlim(_client.Options.MaxInFlightBatches, _client.Options.MaxInFlightBatches);
         var acked = 0;
 
@@ -220,6 +224,11 @@ internal sealed class ShareSender : IAsyncDisposable
                 while (await call.ResponseStream.MoveNext().ConfigureAwait(false))
                 {
                     var response = call.ResponseStream.Current;
+                    if (ackedHere.Contains(response.BatchId))
+                    {
+                        continue;
+                    }
+
                     SealedBatch head;
                     lock (inFlight)
                     {
@@ -262,6 +271,12 @@ internal sealed class ShareSender : IAsyncDisposable
                     lock (inFlight)
                     {
                         inFlight.Dequeue();
+                    }
+
+                    ackedHere.Enqueue(head.BatchId);
+                    if (ackedHere.Count > 4 * _client.Options.MaxInFlightBatches)
+                    {
+                        ackedHere.Dequeue();
                     }
 
                     _writer.RaiseAckedSeq(head.LastSeq);
