@@ -24,8 +24,6 @@ internal sealed class AppendOpsHandler(ShareEngine engine)
             var claims = CallSupport.Authenticate(engine, context);
             using var tracked = ShareEngine.TrackStream("AppendOps");
             var callCt = context.CancellationToken;
-            // Writes use the client's own abort token, not the call token (which shutdown also cancels).
-            var writeCt = context.HttpContext.RequestAborted;
             var stopping = context.HttpContext.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
             using var stopReading = CancellationTokenSource.CreateLinkedTokenSource(callCt, stopping);
             var inFlight = Channel.CreateBounded<Task<AppendOpsResponse>>(new BoundedChannelOptions(engine.Options.Limits.MaxBatchesInFlightPerStream)
@@ -46,7 +44,7 @@ internal sealed class AppendOpsHandler(ShareEngine engine)
             var reading = ReadAsync(claims, requests, inFlight.Writer, context, stopReading.Token);
             try
             {
-                // Acks are written without the call's token: on shutdown (which also cancels it) every
+                // Acks use the wire's default write token (client gone, deadline), not the call token: on shutdown every
                 // batch already queued still commits and is acked before the stream ends UNAVAILABLE.
                 // The loop ends when the reader stops (end of input, reset, fence or shutdown).
                 var buffered = false;
@@ -56,28 +54,22 @@ internal sealed class AppendOpsHandler(ShareEngine engine)
                     {
                         if (!pending.IsCompleted && buffered)
                         {
-                            await responses.FlushAsync(writeCt).ConfigureAwait(false);
+                            await responses.FlushAsync().ConfigureAwait(false);
                             buffered = false;
                         }
                         var ack = await pending.ConfigureAwait(false);
                         if (engine.Options.Faults?.BeforeAck is { } beforeAck
                             && await beforeAck(new ServerBatchContext(claims.ShareId, claims.CapabilityId, ack.BatchId, "")).ConfigureAwait(false) is var fault and not StreamFault.None)
                         {
-                            if (buffered) await responses.FlushAsync(writeCt).ConfigureAwait(false); // acks before this one still go out
+                            if (buffered) await responses.FlushAsync().ConfigureAwait(false); // acks before this one still go out
                             throw InjectFault(context, fault);
-                        }
-                        if (callCt.IsCancellationRequested)
-                        {
-                            // Shutting down: the wire's buffered write honours the call token; this one does not.
-                            await responses.WriteAsync(ack, writeCt).ConfigureAwait(false);
-                            continue;
                         }
                         responses.WriteBuffered(ack);
                         buffered = true;
                     }
                     if (buffered)
                     {
-                        await responses.FlushAsync(writeCt).ConfigureAwait(false);
+                        await responses.FlushAsync().ConfigureAwait(false);
                         buffered = false;
                     }
                 }
