@@ -47,14 +47,29 @@ public sealed class ShareEngine : IAsyncDisposable
         Options = options;
         _clock = clock ?? TimeProvider.System;
         _authority = new LiveRefAuthority(serverKey, _clock);
-        Committer = new GroupCommitter(store, options.MaxWritesPerCommit, options.MaxQueuedWrites, options.Faults);
+        Committer = new GroupCommitter(store, options.MaxWritesPerCommit, options.MaxQueuedWrites, options.Faults, options.MaxCommitAttempts);
+        if (store is IShareChangeFeed feed)
+        {
+            // Commits by other server processes on the same database wake this process's
+            // subscribers and fence its open streams (a hint only: they re-read storage).
+            _feedLoop = Task.Run(() => feed.RunAsync(OnStoreChange, _feedStop.Token));
+        }
+    }
+
+    private readonly CancellationTokenSource _feedStop = new();
+    private readonly Task? _feedLoop;
+
+    private void OnStoreChange(ShareChange change)
+    {
+        if (change.ShareId is null) Notifier.PublishAll();
+        else Notifier.Publish(change.ShareId, change.Cursor, change.Epoch);
     }
 
     /// <summary>Opens the embedded SQLite store and the server key in <see cref="ShareRpcServerOptions.DataDirectory"/>.</summary>
     public static ShareEngine OpenSqlite(ShareRpcServerOptions options, TimeProvider? clock = null)
     {
         options.Validate();
-        var key = ServerKey.LoadOrCreate(options.DataDirectory);
+        var key = options.LoadServerKey();
         var store = SqliteShareStore.Open(options.DataDirectory, options.FsyncEveryCommit);
         return new ShareEngine(store, key, options, clock);
     }
@@ -415,6 +430,13 @@ public sealed class ShareEngine : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _feedStop.CancelAsync().ConfigureAwait(false);
+        if (_feedLoop is not null)
+        {
+            try { await _feedLoop.ConfigureAwait(false); }
+            catch (OperationCanceledException) { }
+        }
+        _feedStop.Dispose();
         await Committer.DisposeAsync().ConfigureAwait(false);
         if (_ownsStore) await _store.DisposeAsync().ConfigureAwait(false);
     }

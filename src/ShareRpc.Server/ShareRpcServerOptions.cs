@@ -66,6 +66,16 @@ public sealed class ShareRpcServerOptions
 {
     /// <summary>Directory holding the SQLite file and the server key; created if missing.</summary>
     public string DataDirectory { get; set; } = "sharerpc-data";
+    /// <summary>
+    /// File holding the live-ref signing key (32+ random bytes, created mode 0600 if missing). Default:
+    /// <c>DataDirectory/server.key</c>. Servers sharing one database (PostgreSQL) must all point at the
+    /// same key, or a live ref redeemed on one node is refused by the others (docs/deploy-postgres.md).
+    /// </summary>
+    public string? ServerKeyFile { get; set; }
+
+    /// <summary>Rerunning a whole group after a transient store error (deadlock, serialization, uniqueness race) — attempts (count).</summary>
+    public int MaxCommitAttempts { get; set; } = 8;
+
     /// <summary>When set, CreateShare requires <c>authorization: Bearer TOKEN</c>.</summary>
     public string? CreatorToken { get; set; }
     /// <summary>HOST:PORT written into sturdy refs; when null, the request's :authority is used.</summary>
@@ -89,6 +99,10 @@ public sealed class ShareRpcServerOptions
     /// </summary>
     public bool FsyncEveryCommit { get; set; } = true;
 
+    internal byte[] LoadServerKey() => ServerKeyFile is { } file
+        ? Capabilities.ServerKey.LoadOrCreateFile(file)
+        : Capabilities.ServerKey.LoadOrCreate(DataDirectory);
+
     /// <summary>Failure injection (docs/chaos.md); null (off) unless set with <see cref="EnableFaultInjection"/>.</summary>
     public ServerFaultHooks? Faults { get; private set; }
 
@@ -106,6 +120,8 @@ public sealed class ShareRpcServerOptions
         if (LiveRefLifetime <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(LiveRefLifetime), "LiveRefLifetime must be > 0");
         if (HeartbeatInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HeartbeatInterval), "HeartbeatInterval must be > 0");
         if (MaxWritesPerCommit <= 0) throw new ArgumentOutOfRangeException(nameof(MaxWritesPerCommit), "MaxWritesPerCommit must be > 0");
+        if (MaxCommitAttempts <= 0) throw new ArgumentOutOfRangeException(nameof(MaxCommitAttempts), "MaxCommitAttempts must be > 0");
+        if (ServerKeyFile is { Length: 0 }) throw new ArgumentException("ServerKeyFile must be null or a path", nameof(ServerKeyFile));
         if (MaxQueuedWrites <= 0) throw new ArgumentOutOfRangeException(nameof(MaxQueuedWrites), "MaxQueuedWrites must be > 0");
         if (CreatorToken is { Length: 0 }) throw new ArgumentException("CreatorToken must be null or non-empty", nameof(CreatorToken));
         Limits.Validate();

@@ -44,6 +44,7 @@ public static class BatchApplier
             ids.AddRange(op.DependsOn);
         }
         var known = await tx.FindOpsAsync(shareRow, ids, ct).ConfigureAwait(false);
+        var heads = await tx.GetDocumentHeadsAsync(shareRow, TargetCandidates(batch, share.Cursor), ct).ConfigureAwait(false);
         var cursor = share.Cursor;
         var seenSeq = lastSeq;
         int applied = 0, duplicates = 0, rejected = 0;
@@ -75,7 +76,7 @@ public static class BatchApplier
             else
             {
                 var (collection, key, kind) = Target(op, cursor + 1);
-                var head = await tx.GetDocumentHeadAsync(shareRow, collection, key, ct).ConfigureAwait(false);
+                var head = heads.GetValueOrDefault((collection, key));
                 var current = head is { Deleted: false } ? head.Version : 0;
                 var expected = ExpectedVersion(op);
                 if (expected is { } ev && ev != current)
@@ -95,6 +96,7 @@ public static class BatchApplier
                         Value(op), ContentType(op), expected, op.DependsOn.ToArray(), version, now);
                     var logRow = await tx.AppendLogAsync(shareRow, entry, ct).ConfigureAwait(false);
                     await tx.UpsertDocumentAsync(shareRow, collection, key, version, cursor, logRow, kind == OpKind.Delete, ct).ConfigureAwait(false);
+                    heads[(collection, key)] = new DocumentHead(version, cursor, logRow, kind == OpKind.Delete);
                     known[op.OpId] = new OpOutcome(true, cursor, version, 0, "");
                     ack.Status = OpStatus.Applied;
                     ack.Cursor = cursor;
@@ -109,6 +111,33 @@ public static class BatchApplier
         if (cursor != share.Cursor) await tx.UpdateShareHeadAsync(shareRow, share.Epoch, cursor, ct).ConfigureAwait(false);
         response.Cursor = cursor;
         return new BatchOutcome(response, shareRow, share.ShareId, cursor, applied, duplicates, rejected);
+    }
+
+    /// <summary>
+    /// Every document the batch may write: the put/delete targets, and for appends each key the
+    /// op could land on (an append's key is its cursor, somewhere in head+1 … head+ops).
+    /// </summary>
+    private static List<(string Collection, string Key)> TargetCandidates(AppendOpsRequest batch, ulong head)
+    {
+        var keys = new List<(string, string)>(batch.Ops.Count);
+        HashSet<string>? appendCollections = null;
+        foreach (var op in batch.Ops)
+        {
+            switch (op.KindCase)
+            {
+                case Op.KindOneofCase.Put: keys.Add((op.Put.Collection, op.Put.Key)); break;
+                case Op.KindOneofCase.Delete: keys.Add((op.Delete.Collection, op.Delete.Key)); break;
+                case Op.KindOneofCase.Append: (appendCollections ??= new(StringComparer.Ordinal)).Add(op.Append.Collection); break;
+            }
+        }
+        if (appendCollections is not null)
+        {
+            foreach (var collection in appendCollections)
+            {
+                for (var c = head + 1; c <= head + (ulong)batch.Ops.Count; c++) keys.Add((collection, c.ToString(CultureInfo.InvariantCulture)));
+            }
+        }
+        return keys;
     }
 
     private static (RejectReason Reason, string Detail)? Rejection(Dictionary<string, OpOutcome> known, Op op, ulong lastSeq)

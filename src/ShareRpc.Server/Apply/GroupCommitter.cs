@@ -10,7 +10,9 @@ namespace ShareRpc.Server.Apply;
 /// a limit) into ONE transaction and ONE commit (one fsync). Each write runs inside its own
 /// savepoint: a write that throws is rolled back to its savepoint and fails alone, the others
 /// commit. Results are released only after the commit is durable; if the commit fails, every
-/// write of that group fails with UNAVAILABLE (nothing of it was applied, a retry is safe).
+/// write of that group fails with UNAVAILABLE (nothing of it was applied, a retry is safe) —
+/// unless the store calls the error transient (a deadlock or race with another server process
+/// on a shared database), in which case the whole group runs again, up to MaxCommitAttempts.
 /// Writes run in submission order, so one stream's batches apply in the order it sent them.
 /// </summary>
 public sealed class GroupCommitter : IAsyncDisposable
@@ -21,8 +23,11 @@ public sealed class GroupCommitter : IAsyncDisposable
     private readonly Task _loop;
     private readonly ServerFaultHooks? _faults;
 
-    public GroupCommitter(IShareStore store, int maxWritesPerCommit = 256, int maxQueued = 4096, ServerFaultHooks? faults = null)
+    private readonly int _maxAttempts;
+
+    public GroupCommitter(IShareStore store, int maxWritesPerCommit = 256, int maxQueued = 4096, ServerFaultHooks? faults = null, int maxAttempts = 8)
     {
+        _maxAttempts = maxAttempts;
         _store = store;
         _faults = faults;
         _maxWritesPerCommit = maxWritesPerCommit;
@@ -37,6 +42,10 @@ public sealed class GroupCommitter : IAsyncDisposable
     /// <summary>Transactions committed so far (for tests and metrics).</summary>
     public long Commits => Interlocked.Read(ref _commits);
     private long _commits;
+
+    /// <summary>Groups rerun after a transient store error (see <see cref="IShareStore.IsTransient"/>).</summary>
+    public long Retries => Interlocked.Read(ref _retries);
+    private long _retries;
 
     /// <summary>Writes queued and not yet taken by the committer.</summary>
     internal int QueuedCount => _queue.Reader.Count;
@@ -76,11 +85,9 @@ public sealed class GroupCommitter : IAsyncDisposable
     private async Task RunAsync()
     {
         var group = new List<IWork>(_maxWritesPerCommit);
-        var done = new List<IWork>(_maxWritesPerCommit);
         while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
             group.Clear();
-            done.Clear();
             while (group.Count < _maxWritesPerCommit && _queue.Reader.TryRead(out var w))
             {
                 if (w.CancellationToken.IsCancellationRequested) w.Cancel();
@@ -88,55 +95,77 @@ public sealed class GroupCommitter : IAsyncDisposable
             }
             if (group.Count == 0) continue;
 
-            IShareTransaction? tx = null;
-            try
+            for (var attempt = 1; ; attempt++)
             {
-                tx = await _store.BeginWriteAsync().ConfigureAwait(false);
-                for (var i = 0; i < group.Count; i++)
+                var outcome = await TryCommitAsync(group).ConfigureAwait(false);
+                if (outcome is null)
                 {
-                    var w = group[i];
-                    var savepoint = "w" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                    await tx.SavepointAsync(savepoint).ConfigureAwait(false);
-                    try
-                    {
-                        await w.RunAsync(tx).ConfigureAwait(false);
-                        await tx.ReleaseSavepointAsync(savepoint).ConfigureAwait(false);
-                        done.Add(w);
-                        if (_faults?.UnsafeAckBeforeCommit == true) w.Publish(); // the canary's deliberate bug
-                    }
-                    catch (Exception e)
-                    {
-                        // Undo this write only; if even that fails, the whole group fails below.
-                        await tx.RollbackToSavepointAsync(savepoint).ConfigureAwait(false);
-                        await tx.ReleaseSavepointAsync(savepoint).ConfigureAwait(false);
-                        w.Fail(e is ShareRpcException ? e : StorageFailure(e));
-                    }
+                    Interlocked.Increment(ref _commits);
+                    foreach (var w in group) w.Publish(); // a result, or the write's own failure
+                    Committed?.Invoke(group.Count(w => w.Succeeded));
+                    break;
                 }
-                if (_faults?.BeforeCommit is { } beforeCommit) await beforeCommit(group.Count).ConfigureAwait(false);
-                await tx.CommitAsync().ConfigureAwait(false);
-                Interlocked.Increment(ref _commits);
-                foreach (var w in done) w.Publish();
-                Committed?.Invoke(done.Count);
-            }
-            catch (Exception e)
-            {
-                var failure = StorageFailure(e);
-                foreach (var w in group) w.Fail(failure); // no-op for those already failed
-            }
-            finally
-            {
-                if (tx is not null)
+                if (attempt < _maxAttempts && _store.IsTransient(outcome))
                 {
-                    try
-                    {
-                        await tx.DisposeAsync().ConfigureAwait(false);
-                    }
-                    catch (Exception e)
-                    {
-                        // The committer must outlive a broken transaction; its writes have already failed.
-                        var failure = StorageFailure(e);
-                        foreach (var w in group) w.Fail(failure);
-                    }
+                    // A deadlock or uniqueness race with another server process on the same
+                    // database: nothing of the group was applied, so run all of it again.
+                    Interlocked.Increment(ref _retries);
+                    await Task.Delay(Random.Shared.Next(1, 5 * attempt)).ConfigureAwait(false);
+                    continue;
+                }
+                var failure = StorageFailure(outcome);
+                foreach (var w in group) w.Fail(failure);
+                break;
+            }
+        }
+    }
+
+    /// <summary>One attempt at the group: null once committed, else the error that aborted it.</summary>
+    private async Task<Exception?> TryCommitAsync(List<IWork> group)
+    {
+        IShareTransaction? tx = null;
+        try
+        {
+            tx = await _store.BeginWriteAsync().ConfigureAwait(false);
+            for (var i = 0; i < group.Count; i++)
+            {
+                var w = group[i];
+                w.Reset();
+                var savepoint = "w" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                await tx.SavepointAsync(savepoint).ConfigureAwait(false);
+                try
+                {
+                    await w.RunAsync(tx).ConfigureAwait(false);
+                    await tx.ReleaseSavepointAsync(savepoint).ConfigureAwait(false);
+                    if (_faults?.UnsafeAckBeforeCommit == true) w.Publish(); // the canary's deliberate bug
+                }
+                catch (Exception e) when (!_store.IsTransient(e))
+                {
+                    // Undo this write only; if even that fails, the whole group fails below.
+                    await tx.RollbackToSavepointAsync(savepoint).ConfigureAwait(false);
+                    await tx.ReleaseSavepointAsync(savepoint).ConfigureAwait(false);
+                    w.SetFailure(e is ShareRpcException ? e : StorageFailure(e));
+                }
+            }
+            if (_faults?.BeforeCommit is { } beforeCommit) await beforeCommit(group.Count).ConfigureAwait(false);
+            await tx.CommitAsync().ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+        finally
+        {
+            if (tx is not null)
+            {
+                try
+                {
+                    await tx.DisposeAsync().ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    // The committer must outlive a broken transaction; the attempt's error is reported instead.
                 }
             }
         }
@@ -154,7 +183,10 @@ public sealed class GroupCommitter : IAsyncDisposable
     private interface IWork
     {
         CancellationToken CancellationToken { get; }
+        bool Succeeded { get; }
+        void Reset();
         Task RunAsync(IShareTransaction tx);
+        void SetFailure(Exception e);
         void Publish();
         void Fail(Exception e);
         void Cancel();
@@ -163,10 +195,21 @@ public sealed class GroupCommitter : IAsyncDisposable
     private sealed class Work<T>(Func<IShareTransaction, CancellationToken, Task<T>> body, CancellationToken ct) : IWork
     {
         private T? _result;
+        private Exception? _failure;
         public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public CancellationToken CancellationToken => ct;
+        public bool Succeeded => _failure is null;
+        public void Reset() => (_result, _failure) = (default, null);
         public async Task RunAsync(IShareTransaction tx) => _result = await body(tx, CancellationToken.None).ConfigureAwait(false);
-        public void Publish() => Completion.TrySetResult(_result!);
+        public void SetFailure(Exception e) => _failure = e;
+
+        /// <summary>Releases the committed result, or the write's own failure (it changed nothing).</summary>
+        public void Publish()
+        {
+            if (_failure is null) Completion.TrySetResult(_result!);
+            else Completion.TrySetException(_failure);
+        }
+
         public void Fail(Exception e) => Completion.TrySetException(e);
         public void Cancel() => Completion.TrySetCanceled(ct);
     }

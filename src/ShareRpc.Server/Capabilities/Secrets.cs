@@ -30,10 +30,21 @@ public static class ServerKey
     public const string FileName = "server.key";
     public const int KeyBytes = 32;
 
+    /// <summary>The key at <c>DataDirectory/server.key</c>, created (mode 0600) if missing.</summary>
     public static byte[] LoadOrCreate(string dataDirectory)
     {
         Directory.CreateDirectory(dataDirectory);
-        var path = Path.Combine(dataDirectory, FileName);
+        return LoadOrCreateFile(Path.Combine(dataDirectory, FileName));
+    }
+
+    /// <summary>
+    /// The key in <paramref name="path"/>, created (mode 0600) if missing. Several server processes
+    /// on one database must use the same key file: a live ref signed by one is then honoured by all.
+    /// Creation is race-free: the first process to publish the file wins, the others read it.
+    /// </summary>
+    public static byte[] LoadOrCreateFile(string path)
+    {
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir) Directory.CreateDirectory(dir);
         if (File.Exists(path)) return Read(path);
 
         var temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";

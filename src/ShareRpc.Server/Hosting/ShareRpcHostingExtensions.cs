@@ -35,9 +35,9 @@ public static class ShareRpcHostingExtensions
         {
             var o = sp.GetRequiredService<IOptions<ShareRpcServerOptions>>().Value;
             // A store registered by the app (e.g. PostgreSQL) replaces the embedded SQLite store;
-            // the live-ref key stays in the data directory, outside the database.
+            // the live-ref key stays in a file (ServerKeyFile, or the data directory), outside the database.
             return sp.GetService<IShareStore>() is { } store
-                ? new ShareEngine(store, ServerKey.LoadOrCreate(o.DataDirectory), o, sp.GetService<TimeProvider>(), ownsStore: false)
+                ? new ShareEngine(store, o.LoadServerKey(), o, sp.GetService<TimeProvider>(), ownsStore: false)
                 : ShareEngine.OpenSqlite(o, sp.GetService<TimeProvider>());
         });
         services.AddSingleton<HealthStatusRegistry>();

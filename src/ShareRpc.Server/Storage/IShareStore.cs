@@ -84,6 +84,23 @@ public interface IShareTransaction : IShareReader
     Task SetProducerSeqAsync(long shareRowId, string producerId, ulong lastSeq, CancellationToken ct = default);
     Task<DocumentHead?> GetDocumentHeadAsync(long shareRowId, string collection, string key, CancellationToken ct = default);
 
+    /// <summary>
+    /// The heads of those of <paramref name="keys"/> that exist (absent ones are left out). A batch
+    /// looks up all its targets at once, so a networked store pays one round trip per batch, not
+    /// per op. The default asks one key at a time (right for an embedded store).
+    /// </summary>
+    async Task<Dictionary<(string Collection, string Key), DocumentHead>> GetDocumentHeadsAsync(
+        long shareRowId, IReadOnlyCollection<(string Collection, string Key)> keys, CancellationToken ct = default)
+    {
+        var heads = new Dictionary<(string Collection, string Key), DocumentHead>(keys.Count);
+        foreach (var k in keys)
+        {
+            if (heads.ContainsKey(k)) continue;
+            if (await GetDocumentHeadAsync(shareRowId, k.Collection, k.Key, ct).ConfigureAwait(false) is { } head) heads[k] = head;
+        }
+        return heads;
+    }
+
     /// <summary>Appends an applied op to the log and points the document at it. Returns the log row id.</summary>
     Task<long> AppendLogAsync(long shareRowId, LogEntry entry, CancellationToken ct = default);
     Task UpsertDocumentAsync(long shareRowId, string collection, string key, ulong version, ulong cursor, long logRowId, bool deleted, CancellationToken ct = default);
@@ -98,4 +115,29 @@ public interface IShareStore : IAsyncDisposable
 
     /// <summary>Opens a read-only, consistent view.</summary>
     Task<IShareReader> BeginReadAsync(CancellationToken ct = default);
+
+    /// <summary>
+    /// Whether a failed write transaction may simply be run again from the start: a deadlock, a
+    /// serialization failure, or a uniqueness race with another server process on the same
+    /// database. The group committer then reruns the whole group (bounded). The embedded store,
+    /// with one writer, has none.
+    /// </summary>
+    bool IsTransient(Exception error) => false;
+}
+
+/// <summary>A change committed by any server process sharing the store.</summary>
+/// <param name="ShareId">The share; null means "anything may have changed" (after the feed (re)connected).</param>
+public readonly record struct ShareChange(string? ShareId, ulong Cursor, ulong Epoch);
+
+/// <summary>
+/// Implemented by a store that several server processes share (PostgreSQL: LISTEN/NOTIFY). The
+/// engine runs it for its lifetime and wakes its subscribers and open streams with each change,
+/// so a commit on one node reaches subscribers on every node. Delivery is a hint, never the data:
+/// a woken subscriber reads storage, and after a reconnect the feed reports
+/// <c>ShareChange(null, 0, 0)</c> so every subscriber re-reads what it may have missed.
+/// </summary>
+public interface IShareChangeFeed
+{
+    /// <summary>Runs until <paramref name="ct"/> is cancelled, reconnecting as needed.</summary>
+    Task RunAsync(Action<ShareChange> onChange, CancellationToken ct);
 }

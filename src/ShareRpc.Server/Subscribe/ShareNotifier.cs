@@ -15,6 +15,12 @@ public sealed class ShareNotifier
 
     /// <summary>Records a new head (and epoch, if higher) and wakes every waiter.</summary>
     public void Publish(string shareId, ulong cursor, ulong epoch) => Get(shareId).Publish(cursor, epoch);
+
+    /// <summary>Wakes every waiter of every share (they re-read storage): a change feed reconnected and may have missed some.</summary>
+    public void PublishAll()
+    {
+        foreach (var signal in _signals.Values) signal.Publish(0, 0);
+    }
 }
 
 public sealed class ShareSignal
