@@ -16,10 +16,36 @@ public sealed class ManualClock(DateTimeOffset start) : TimeProvider
     public void Advance(TimeSpan by) => _now += by;
 }
 
-/// <summary>A ShareEngine on a real SQLite file in a fresh temp directory.</summary>
+/// <summary>
+/// A ShareEngine on a real SQLite file in a fresh temp directory, or (<see cref="OpenAsync"/>) on any
+/// store a factory opens — the store contract suite runs the same tests on SQLite and PostgreSQL.
+/// </summary>
 public sealed class EngineFixture : IAsyncDisposable
 {
     public static readonly RefEndpoint Endpoint = new("127.0.0.1", 7443, false);
+
+    private readonly Func<Task<ShareRpc.Server.Storage.IShareStore>>? _openStore;
+
+    private EngineFixture(Func<Task<ShareRpc.Server.Storage.IShareStore>> openStore, string dir, ShareRpcServerOptions options)
+    {
+        _openStore = openStore;
+        Dir = dir;
+        Clock = new ManualClock(DateTimeOffset.UtcNow);
+        Options = options;
+        Engine = null!;
+    }
+
+    /// <summary>An engine on the store <paramref name="openStore"/> opens (again at each <see cref="ReopenAsync"/>); the server key lives in a temp directory.</summary>
+    public static async Task<EngineFixture> OpenAsync(Func<Task<ShareRpc.Server.Storage.IShareStore>> openStore, Action<ShareRpcServerOptions>? configure = null)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "sharerpc-tests-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var options = new ShareRpcServerOptions { DataDirectory = dir };
+        configure?.Invoke(options);
+        var f = new EngineFixture(openStore, dir, options);
+        f.Engine = new ShareEngine(await openStore(), options.LoadServerKey(), options, f.Clock);
+        return f;
+    }
 
     public EngineFixture(Action<ShareRpcServerOptions>? configure = null, string? dir = null)
     {
@@ -40,7 +66,9 @@ public sealed class EngineFixture : IAsyncDisposable
     public async Task ReopenAsync()
     {
         await Engine.DisposeAsync();
-        Engine = ShareEngine.OpenSqlite(Options, Clock);
+        Engine = _openStore is null
+            ? ShareEngine.OpenSqlite(Options, Clock)
+            : new ShareEngine(await _openStore(), Options.LoadServerKey(), Options, Clock);
     }
 
     public static byte[] NewSecret() => RandomNumberGenerator.GetBytes(32);
