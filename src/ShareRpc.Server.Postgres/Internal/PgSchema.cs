@@ -97,10 +97,15 @@ internal static class PgSchema
     {
         await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
         await Exec(connection, tx, "SELECT pg_advisory_xact_lock($1)", ct, LockKey(schema)).ConfigureAwait(false);
-        await Exec(connection, tx, $"CREATE SCHEMA IF NOT EXISTS {schema}", ct).ConfigureAwait(false);
-        await Exec(connection, tx,
-            $"CREATE TABLE IF NOT EXISTS {schema}.schema_version(one boolean PRIMARY KEY DEFAULT true CHECK (one), version integer NOT NULL)", ct)
-            .ConfigureAwait(false);
+        // DDL only when something is missing: an up-to-date schema opens without CREATE privileges.
+        if (!await ExistsAsync(connection, tx, "SELECT 1 FROM pg_namespace WHERE nspname = $1", schema, ct).ConfigureAwait(false))
+            await Exec(connection, tx, $"CREATE SCHEMA {schema}", ct).ConfigureAwait(false);
+        if (!await ExistsAsync(connection, tx, "SELECT 1 WHERE to_regclass($1) IS NOT NULL", schema + ".schema_version", ct).ConfigureAwait(false))
+        {
+            await Exec(connection, tx,
+                $"CREATE TABLE {schema}.schema_version(one boolean PRIMARY KEY DEFAULT true CHECK (one), version integer NOT NULL)", ct)
+                .ConfigureAwait(false);
+        }
         int version;
         await using (var cmd = new NpgsqlCommand($"SELECT version FROM {schema}.schema_version", connection, tx))
             version = await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is int v ? v : 0;
@@ -117,6 +122,13 @@ internal static class PgSchema
         }
         await tx.CommitAsync(ct).ConfigureAwait(false);
         return CurrentVersion;
+    }
+
+    private static async Task<bool> ExistsAsync(NpgsqlConnection c, NpgsqlTransaction tx, string sql, string arg, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, c, tx);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = arg });
+        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is not null;
     }
 
     private static async Task Exec(NpgsqlConnection c, NpgsqlTransaction tx, string sql, CancellationToken ct, params object[] args)

@@ -100,35 +100,53 @@ internal sealed class PgWriteTransaction(NpgsqlConnection connection, PgSql sql,
 
     // ------------------------------------------------------------------ transaction control
 
-    private static string Name(string savepoint)
+    /// <summary>
+    /// The caller's savepoint names, innermost last. On the server a savepoint is named by its depth
+    /// (sp0, sp1 …): the group committer's w0 … w255 then become one statement text each for
+    /// SAVEPOINT / RELEASE / ROLLBACK TO, so they do not crowd the hot statements out of Npgsql's
+    /// auto-prepare cache.
+    /// </summary>
+    private readonly List<string> _savepoints = new();
+
+    private int Depth(string name)
     {
-        if (savepoint.Length == 0 || savepoint.Length > 60 || !savepoint.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
-            throw new ArgumentException("a savepoint name is 1..60 ASCII letters, digits or '_'", nameof(savepoint));
-        return "\"" + savepoint + "\"";
+        var i = _savepoints.LastIndexOf(name);
+        return i >= 0 ? i : throw new InvalidOperationException($"no savepoint '{name}' is open in this transaction");
     }
+
+    private static string ServerName(int depth) => "sp" + depth.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     public Task<ShareRecord?> LockShareAsync(string shareId, CancellationToken ct = default) => LockShareRowAsync(shareId, ct);
 
     public Task SavepointAsync(string name, CancellationToken ct = default)
     {
+        ArgumentException.ThrowIfNullOrEmpty(name);
         MaterializeWrites();
-        Pending.Add(new Statement(Cmd("SAVEPOINT " + Name(name)), Kind.Savepoint, name));
+        var server = ServerName(_savepoints.Count);
+        _savepoints.Add(name);
+        Pending.Add(new Statement(Cmd("SAVEPOINT " + server), Kind.Savepoint, server));
         return Task.CompletedTask;
     }
 
     public async Task ReleaseSavepointAsync(string name, CancellationToken ct = default)
     {
+        var depth = Depth(name);
         MaterializeWrites();
         var writesPending = Pending.Any(s => s.Kind is Kind.Write or Kind.WriteReturningRows);
-        Pending.Add(new Statement(Cmd("RELEASE SAVEPOINT " + Name(name)), Kind.Control));
-        // Errors of this write's buffered statements must surface now, while its savepoint exists.
+        Pending.Add(new Statement(Cmd("RELEASE SAVEPOINT " + ServerName(depth)), Kind.Control));
+        // Errors of this write's buffered statements must surface now, while its savepoint exists
+        // (on an error the RELEASE did not run: the savepoint stays open to roll back to).
         if (writesPending) await FlushAsync(ct).ConfigureAwait(false);
+        _savepoints.RemoveRange(depth, _savepoints.Count - depth);
     }
 
     public Task RollbackToSavepointAsync(string name, CancellationToken ct = default)
     {
+        var depth = Depth(name);
+        var server = ServerName(depth);
+        _savepoints.RemoveRange(depth + 1, _savepoints.Count - depth - 1);
         DiscardBufferedRows();
-        var at = Pending.FindLastIndex(s => s.Kind == Kind.Savepoint && s.Savepoint == name);
+        var at = Pending.FindLastIndex(s => s.Kind == Kind.Savepoint && s.Savepoint == server);
         if (at >= 0)
         {
             // The savepoint was never sent: drop what came after it (it stays, as after ROLLBACK TO).
@@ -137,10 +155,8 @@ internal sealed class PgWriteTransaction(NpgsqlConnection connection, PgSql sql,
         else
         {
             // Everything still pending came after the savepoint: drop it, and roll back on the server.
-            var begin = Pending.Count > 0 && Pending[0].Kind == Kind.Begin ? Pending[0] : (Statement?)null;
             Pending.Clear();
-            if (begin is { } b) Pending.Add(b);
-            Pending.Add(new Statement(Cmd("ROLLBACK TO SAVEPOINT " + Name(name)), Kind.Control));
+            Pending.Add(new Statement(Cmd("ROLLBACK TO SAVEPOINT " + server), Kind.Control));
         }
         return Task.CompletedTask;
     }

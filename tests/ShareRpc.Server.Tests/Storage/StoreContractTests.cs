@@ -447,6 +447,40 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Nested_savepoints_undo_only_what_came_after_them()
+    {
+        var (owner, _) = await F.NewShareAsync();
+        var now = F.Clock.GetUtcNow();
+        LogEntry Entry(ulong cursor) => new(cursor, NewOpId(), "direct", cursor, OpKind.Append, "m", cursor.ToString(), [(byte)cursor], "", null, [], 1, now);
+        await using (var tx = await F.Engine.Store.BeginWriteAsync())
+        {
+            var share = (await tx.LockShareAsync(owner.ShareId))!;
+            await tx.SavepointAsync("outer");
+            await tx.AppendLogAsync(share.RowId, Entry(1));
+            await tx.SavepointAsync("inner");
+            await tx.AppendLogAsync(share.RowId, Entry(2));
+            await tx.RollbackToSavepointAsync("inner");      // drops cursor 2, keeps 1
+            await tx.AppendLogAsync(share.RowId, Entry(2));  // the inner savepoint is still open after ROLLBACK TO
+            await tx.ReleaseSavepointAsync("inner");
+            Assert.Equal(2, (await tx.ReadLogAsync(share.RowId, 1, 10)).Count);
+            await tx.SavepointAsync("third");
+            await tx.AppendLogAsync(share.RowId, Entry(3));
+            await tx.SavepointAsync("fourth");
+            await tx.AppendLogAsync(share.RowId, Entry(4));
+            await tx.ReleaseSavepointAsync("fourth");
+            await tx.RollbackToSavepointAsync("third");      // drops 3 and the released 4
+            await tx.ReleaseSavepointAsync("third");
+            await tx.ReleaseSavepointAsync("outer");
+            await tx.UpdateShareHeadAsync(share.RowId, share.Epoch, 2);
+            await tx.CommitAsync();
+        }
+        await using var view = await F.Engine.Store.BeginReadAsync();
+        var s = (await view.GetShareAsync(owner.ShareId))!;
+        Assert.Equal(2UL, s.Cursor);
+        Assert.Equal([(1UL, (byte)1), (2UL, (byte)2)], (await view.ReadLogAsync(s.RowId, 1, 10)).Select(e => (e.Cursor, e.Value![0])));
+    }
+
+    [Fact]
     public async Task A_transaction_disposed_without_commit_leaves_nothing()
     {
         var (owner, _) = await F.NewShareAsync();
