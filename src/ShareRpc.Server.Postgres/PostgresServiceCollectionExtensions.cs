@@ -9,13 +9,19 @@ public static class PostgresServiceCollectionExtensions
     /// <summary>
     /// Registers <see cref="PostgresShareStore"/> as the <see cref="IShareStore"/> singleton, so
     /// <c>AddShareRpcServer</c> (called before or after) builds its engine on it instead of SQLite.
+    /// A <c>Maximum Pool Size</c> in the connection string sets <see cref="PostgresStoreOptions.MaxPoolSize"/>.
     /// The store is opened (and the schema migrated) when the engine is first resolved; the container
     /// disposes it. Every node must share the live-ref key: set <c>ShareRpcServerOptions.ServerKeyFile</c>.
     /// </summary>
     public static IServiceCollection AddShareRpcPostgres(this IServiceCollection services, string connectionString)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
-        return services.AddShareRpcPostgres(o => o.ConnectionString = connectionString);
+        var parsed = PostgresStoreOptions.FromConnectionString(connectionString);
+        return services.AddShareRpcPostgres(o =>
+        {
+            o.ConnectionString = parsed.ConnectionString;
+            o.MaxPoolSize = parsed.MaxPoolSize;
+        });
     }
 
     /// <summary>As <see cref="AddShareRpcPostgres(IServiceCollection, string)"/>, with every <see cref="PostgresStoreOptions"/> option.</summary>

@@ -43,6 +43,23 @@ public sealed partial class PostgresStoreOptions
     /// <summary>Longest wait between LISTEN reconnect attempts (time).</summary>
     public TimeSpan ListenReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Options for <paramref name="connectionString"/>; a <c>Maximum Pool Size</c> written in it becomes
+    /// <see cref="MaxPoolSize"/> (else the default applies — Npgsql's own default of 100 is not used).
+    /// </summary>
+    public static PostgresStoreOptions FromConnectionString(string connectionString)
+    {
+        var options = new PostgresStoreOptions { ConnectionString = connectionString };
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        foreach (var key in new[] { "Maximum Pool Size", "Max Pool Size", "MaxPoolSize" })
+        {
+            if (given.TryGetValue(key, out var v) && int.TryParse(Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture),
+                    System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var max))
+                options.MaxPoolSize = max;
+        }
+        return options;
+    }
+
     /// <summary>The NOTIFY channel used by every server on this schema.</summary>
     public string Channel => Schema + "_changes";
 

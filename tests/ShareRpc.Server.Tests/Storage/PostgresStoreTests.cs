@@ -348,6 +348,9 @@ public sealed class PostgresStoreTests(PostgresFixture pg) : IAsyncLifetime
             Assert.Equal(1, await ScalarAsync($"SELECT count(*) FROM sharerpc.shares WHERE share_id = '{shareId}'"));
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => new ServiceCollection().AddShareRpcPostgres(o => { o.ConnectionString = _cs; o.MaxPoolSize = 2; }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ServiceCollection().AddShareRpcPostgres(_cs + ";Maximum Pool Size=2"));
+        Assert.Equal(7, PostgresStoreOptions.FromConnectionString(_cs + ";Max Pool Size=7").MaxPoolSize);
+        Assert.Equal(new PostgresStoreOptions().MaxPoolSize, PostgresStoreOptions.FromConnectionString(_cs).MaxPoolSize);
     }
 
     [Fact]
