@@ -73,7 +73,6 @@ internal sealed class DemoRunner
 
         // 2. Agent A creates the share for its session and streams into it; a viewer tails it.
         Step(2, "agent A shares its session");
-        var aCalls = new CallCounter();
         var holdAcks = 0;
         var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -97,7 +96,6 @@ internal sealed class DemoRunner
             InitialBackoffMs = 50,
             MaxBackoffMs = 400,
             Faults = faults,
-            Channel = new() { HttpHandler = aCalls },
         });
         var sessionId = "ses_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
         var ownerRef = await a.EnsureShareAsync(server.Address, sessionId, "Fix the flaky login test", ct);
@@ -106,7 +104,7 @@ internal sealed class DemoRunner
         Detail($"A created share {Short(SturdyRef.Parse(ownerRef).ShareId)} for session {sessionId} (share key = session id); A's host keeps the owner ref");
         Detail($"A writes with its own capability {Cap(aWriterRef)}: READ+APPEND, delegated from the owner ref");
 
-        var viewerCalls = new CallCounter();
+        using var viewerCalls = new CallCounter();
         await using var viewerClient = new ShareRpcClient(new ShareRpcClientOptions { InitialBackoffMs = 50, MaxBackoffMs = 400, Channel = new() { HttpHandler = viewerCalls } });
         var viewer = new Viewer(viewerClient, viewerRef);
         using var viewerStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -137,7 +135,7 @@ internal sealed class DemoRunner
         Volatile.Write(ref holdAcks, 1);
         aOps.AddRange(await SessionScript.TurnAsync(aSession, sessionId, "agent-a", crashTurn));
         await WaitAsync(held.Task, viewerTask, "A's first ack of turn " + crashTurn);
-        Detail($"A streams turn {crashTurn}; from now on the acks that reach A are held unrecorded (they will die with the server)");
+        Detail($"A streams turn {crashTurn}; the acks that reach A from now on are held unrecorded, so the kill lands between commits and their acks");
         await WaitUntilStableAsync(() => viewer.Reader.Cursor, TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(5));
         var seenAtKill = viewer.Reader.Cursor;
         await server.KillAsync();
@@ -155,7 +153,7 @@ internal sealed class DemoRunner
         Detail(handoffTurn > crashTurn
             ? $"A keeps working while the server is down: turns {crashTurn + 1}-{handoffTurn} go to its outbox; {down.PendingOps} ops unacked ({sealedBatches} batches sealed and sent before the kill)"
             : $"A's outbox holds {down.PendingOps} unacked ops ({sealedBatches} batches sealed and sent before the kill)");
-        Detail($"A's sender meanwhile: {down.LastError ?? "reconnecting"}");
+        Detail($"A's sender retries with backoff meanwhile (last error: {down.LastError ?? "none yet"})");
 
         var restarted = await server.StartAsync();
         Detail($"restart: {server.CommandLine} (same port, same data): listening again in {Seconds(restarted)}");
@@ -164,11 +162,13 @@ internal sealed class DemoRunner
         var duplicates = replayed.Count(o => o.Status == OpStatus.Duplicate);
         var applied = replayed.Count(o => o.Status == OpStatus.Applied);
         head = replayed[^1].Cursor;
-        Detail($"replay: A's sender reconnected ({aCalls["AppendOps"]} AppendOps calls in all, attempts while the server was down included) and resent its {replayed.Length} unacked ops, oldest batch first, byte for byte:");
+        Detail($"replay: A's sender reconnected and resent its {replayed.Length} unacked ops, oldest batch first, byte for byte:");
         Detail($"  DUPLICATE {duplicates}: committed before the kill, their acks lost; the server answered with the first cursor and applied nothing twice");
         Detail($"  APPLIED {applied}: the rest, in A's seq order; head is now cursor {head}");
         await WaitAsync(viewer.WaitForCursorAsync(head), viewerTask, "the viewer to reach cursor " + head);
-        Detail($"viewer: its stream broke with the server and resumed by itself from cursor {seenAtKill + 1} ({viewerCalls["Subscribe"]} Subscribe calls so far, attempts included); at cursor {viewer.Reader.Cursor}, no gap, no repeat");
+        Detail(viewerCalls["Subscribe"] > 1
+            ? $"viewer: its stream broke with the server and resumed by itself after cursor {seenAtKill}; now at cursor {viewer.Reader.Cursor}, no gap, no repeat"
+            : $"viewer: at cursor {viewer.Reader.Cursor}, no gap, no repeat");
 
         // 4. Handoff: A delegates B, A's capability is revoked, A is fenced.
         Step(4, "handoff to agent B, fenced by revocation");
@@ -198,8 +198,7 @@ internal sealed class DemoRunner
 
         // 5. B catches up from cursor 0 and carries on; the viewer keeps tailing.
         Step(5, "agent B catches up from cursor 0 and carries on");
-        var bCalls = new CallCounter();
-        await using var b = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = Path.Combine(dir, "agent-b.db"), InitialBackoffMs = 50, MaxBackoffMs = 400, Channel = new() { HttpHandler = bCalls } });
+        await using var b = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = Path.Combine(dir, "agent-b.db"), InitialBackoffMs = 50, MaxBackoffMs = 400 });
         sw.Restart();
         var bHead = (await b.RedeemAsync(bRef, ct)).Cursor;
         var bReader = new AgentSessionReader(b, bRef);
