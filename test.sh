@@ -8,6 +8,9 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 # 1. Prerequisites: apt (python grpcio, protoc + grpc plugin), npm (grpc-js, buf), python stubs.
 bash tests/interop/setup.sh || { echo "test.sh: setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
+# 1b. PostgreSQL binaries (the PostgreSQL store's tests run on a throwaway cluster, below).
+bash tests/postgres/setup.sh || { echo "test.sh: postgres setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
 # 2. The contract lints clean under buf STANDARD (buf.yaml).
 buf=tests/interop/node/node_modules/.bin/buf
 if ! "$buf" lint; then
@@ -15,13 +18,26 @@ if ! "$buf" lint; then
 fi
 echo "buf lint: clean"
 
-# 3. Build once, then run each test project.
+# 3. Build once.
 if ! dotnet build ShareRpc.sln -c Release -nologo -clp:ErrorsOnly; then
   echo "test.sh: build failed"; echo "0 passed, 1 failed"; exit 1
 fi
 
+# 4. One throwaway PostgreSQL cluster for the whole run (initdb in a temp dir, 127.0.0.1 and a
+# free port, no system service touched), stopped on exit. Tests make a fresh database each.
+# fsync off (PG_FAST): the tests kill servers, never the database; benchmarks keep fsync on.
+pgdir=$(mktemp -d /tmp/sharerpc-test-pg.XXXXXX)
+pgport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+trap 'bash tests/postgres/pg-cluster.sh stop "$pgdir" >/dev/null 2>&1 || true' EXIT
+if ! SHARERPC_TEST_PG=$(PG_FAST=1 bash tests/postgres/pg-cluster.sh start "$pgdir" "$pgport"); then
+  echo "test.sh: could not start the throwaway PostgreSQL cluster"; echo "0 passed, 1 failed"; exit 1
+fi
+export SHARERPC_TEST_PG
+echo "postgres: throwaway cluster on 127.0.0.1:$pgport ($pgdir)"
+
 passed=0 failed=0 skipped=0
 log=$(mktemp)
+# 5. Each test project.
 for proj in tests/*/*.Tests.csproj; do
   echo "== $proj"
   dotnet test "$proj" -c Release --no-build -nologo 2>&1 | tee "$log"

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ShareRpc.Chaos.Postgres;
 
 namespace ShareRpc.Cli.Bench;
 
@@ -30,7 +31,7 @@ internal static class AllBenchmark
             : new Settings(false, 5, 3, 5, 500_000, 10, dedupe10M ? [0, 1_000_000, 10_000_000] : [0, 1_000_000], 200_000, 1_000_000, 50_000, memory10M ? [1_000_000, 10_000_000] : [1_000_000]);
     }
 
-    public static async Task<JsonObject> RunAsync(Settings settings, string command, TextWriter log, CancellationToken ct)
+    public static async Task<JsonObject> RunAsync(Settings settings, string command, TextWriter log, CancellationToken ct, string? postgres = null)
     {
         const int ValueBytes = 1024;
         var total = Stopwatch.StartNew();
@@ -42,6 +43,7 @@ internal static class AllBenchmark
         var storage = await StorageBenchmark.RunAsync(TimeSpan.FromSeconds(settings.StorageSeconds), ValueBytes, log, ct);
         var naive = await NaiveBenchmark.RunAsync(TimeSpan.FromSeconds(settings.NaiveSeconds), ValueBytes, 16, log, ct);
         var durable = await DurableBenchmark.RunAsync(settings.DurableOps, [1_000, 10_000], TimeSpan.FromSeconds(settings.LoadSeconds), ValueBytes, log, ct);
+        var durablePg = await DurablePgAsync(settings, postgres, ValueBytes, log, ct);
         var dedupe = await ScaleBenchmarks.DedupeAsync(settings.DedupeSizes, settings.DedupeOps, ValueBytes, log, ct);
         var recovery = await ScaleBenchmarks.RecoveryAsync(settings.RecoveryOps, ValueBytes, log, ct);
         var fanout = await ScaleBenchmarks.FanoutAsync(settings.FanoutOps, [1, 10, 100], ValueBytes, log, ct);
@@ -72,6 +74,9 @@ internal static class AllBenchmark
             ["naive_16_callers_ops_per_s"] = naive.Concurrent.OpsPerSecond,
             ["durable_ops_per_s"] = durableRate,
             ["durable_acks_observed_ops_per_s"] = durable.SaturationAwaitingAcks?.OpsPerSecond,
+            ["durable_pg_ops_per_s"] = durablePg?.Saturation.OpsPerSecond,
+            ["durable_pg_p99_ms"] = durablePg?.Loads.FirstOrDefault()?.P99Ms,
+            ["ratio_durable_pg_over_sqlite"] = durablePg is null ? null : BenchSupport.R(durablePg.Saturation.OpsPerSecond / durableRate, 3),
             ["durable_p50_ms"] = at1k.P50Ms,
             ["durable_p99_ms"] = at1k.P99Ms,
             ["durable_p999_ms"] = at1k.P999Ms,
@@ -105,6 +110,7 @@ internal static class AllBenchmark
                 ["storage"] = JsonSerializer.SerializeToNode(storage, BenchSupport.Json),
                 ["naive"] = JsonSerializer.SerializeToNode(naive, BenchSupport.Json),
                 ["durable"] = JsonSerializer.SerializeToNode(durable, BenchSupport.Json),
+                ["durable_pg"] = durablePg is null ? null : JsonSerializer.SerializeToNode(durablePg, BenchSupport.Json),
                 ["dedupe"] = JsonSerializer.SerializeToNode(dedupe, BenchSupport.Json),
                 ["recovery"] = JsonSerializer.SerializeToNode(recovery, BenchSupport.Json),
                 ["fanout"] = JsonSerializer.SerializeToNode(fanout, BenchSupport.Json),
@@ -113,6 +119,26 @@ internal static class AllBenchmark
         };
         log.WriteLine($"done in {wall:0.0} s");
         return result;
+    }
+
+    /// <summary>
+    /// The durable path with the server on PostgreSQL: the given database, or a throwaway cluster
+    /// (fsync on) when PostgreSQL is installed; null when neither is available.
+    /// </summary>
+    private static async Task<DurableBenchmark.Result?> DurablePgAsync(Settings settings, string? postgres, int valueBytes, TextWriter log, CancellationToken ct)
+    {
+        var ops = Math.Max(settings.DurableOps / 5, 10_000);
+        var load = TimeSpan.FromSeconds(settings.LoadSeconds);
+        if (postgres is not null) return await DurableBenchmark.RunAsync(ops, [1_000], load, valueBytes, log, ct, postgres);
+        if (ThrowawayPostgres.FindBinDirectory() is null)
+        {
+            log.WriteLine("durable on PostgreSQL: skipped (no PostgreSQL installed; pass --pg CONNSTRING)");
+            return null;
+        }
+
+        log.WriteLine("durable on PostgreSQL: starting a throwaway cluster (initdb, loopback, fsync on)");
+        await using var pg = await ThrowawayPostgres.StartAsync(fsync: true, ct: ct);
+        return await DurableBenchmark.RunAsync(ops, [1_000], load, valueBytes, log, ct, pg.ConnectionString());
     }
 
     /// <summary>/proc/loadavg: other work on this shared machine moves every figure.</summary>
@@ -149,6 +175,15 @@ internal static class AllBenchmark
         sb.AppendLine(CultureInfo.InvariantCulture, $"| 4. **ShareRpc durable** (outbox fsync → AppendOps → server fsync → ack) | **{D("durable_ops_per_s"):N0} ops/s** | {D("ratio_durable_over_raw"):0.00}× raw, {D("ratio_durable_over_naive"):0.0}× naive (1 caller), {D("ratio_durable_over_naive_16"):0.0}× naive (16), {D("ratio_durable_over_storage"):0.00}× storage |");
         sb.AppendLine(CultureInfo.InvariantCulture, $"| 4. durable, every `PendingOp.Acked` observed | {r["durable_acks_observed_ops_per_s"]?.GetValue<double>():N0} ops/s | |");
         sb.AppendLine(CultureInfo.InvariantCulture, $"| 4. enqueue→ack at 1k ops/s offered | p50 {D("durable_p50_ms"):0.00} / p99 {D("durable_p99_ms"):0.00} / p99.9 {D("durable_p999_ms"):0.00} ms | |");
+        if (r["durable_pg_ops_per_s"] is { } pg)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| 4. **durable on PostgreSQL** (same path, server on PostgreSQL 15, fsync on) | **{pg.GetValue<double>():N0} ops/s** | {D("ratio_durable_pg_over_sqlite"):0.00}× durable on SQLite; p99 at 1k ops/s {D("durable_pg_p99_ms"):0.00} ms |");
+        }
+        else
+        {
+            sb.AppendLine("| 4. durable on PostgreSQL | not measured (no PostgreSQL: pass --pg) | |");
+        }
+
         sb.AppendLine(CultureInfo.InvariantCulture, $"| 4. enqueue→ack at 10k ops/s offered | p50 {D("durable_10k_p50_ms"):0.00} / p99 {D("durable_10k_p99_ms"):0.00} / p99.9 {D("durable_10k_p999_ms"):0.00} ms | |");
         foreach (var c in d["dedupe"]!["cases"]!.AsArray())
         {

@@ -8,12 +8,13 @@ using ShareRpc.Server;
 using ShareRpc.Server.Hosting;
 using ShareRpc.Server.Storage;
 using ShareRpc.Server.Storage.Sqlite;
+using ShareRpc.Server.Postgres;
 
 namespace ShareRpc.Cli.Bench;
 
 /// <summary>
-/// <c>sharerpc bench server --data DIR</c> (hidden): the share server exactly as <c>sharerpc serve</c>
-/// builds it, on the embedded SQLite store seen through a timing proxy, plus a MeterListener on
+/// <c>sharerpc bench server --data DIR [--pg CONNSTRING]</c> (hidden): the share server exactly as <c>sharerpc serve</c>
+/// builds it, on the embedded SQLite store (or PostgreSQL) seen through a timing proxy, plus a MeterListener on
 /// the "ShareRpc.Server" meter. Each line "stats" on stdin prints one line "stats {json}" with the
 /// measurements since the previous one: the server side of the durable path, measured.
 /// </summary>
@@ -27,10 +28,13 @@ internal static class BenchServer
     private static long s_writes;
     private static long s_streams;
 
-    public static async Task<int> RunAsync(string dataDir, CancellationToken ct)
+    public static async Task<int> RunAsync(string dataDir, string? postgres, CancellationToken ct)
     {
-        // The same server `sharerpc serve` runs, with the store seen through the timing proxy.
-        var store = SqliteShareStore.Open(dataDir);
+        // The same server `sharerpc serve` runs, with the store seen through the timing proxy
+        // (one node: its own commits wake its subscribers, so the change feed is not needed here).
+        IShareStore store = postgres is null
+            ? SqliteShareStore.Open(dataDir)
+            : await PostgresShareStore.OpenAsync(new PostgresStoreOptions { ConnectionString = postgres }, ct);
         using var meters = new MeterListener();
         meters.InstrumentPublished = (instrument, listener) =>
         {

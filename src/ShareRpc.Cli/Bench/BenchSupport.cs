@@ -214,9 +214,12 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
-    public static async Task<ServerProcess> StartAsync(string dataDir, CancellationToken ct)
+    /// <param name="postgres">A PostgreSQL connection string: the server keeps shares there instead of SQLite.</param>
+    public static async Task<ServerProcess> StartAsync(string dataDir, CancellationToken ct, string? postgres = null)
     {
-        var p = BenchSupport.StartSelf("bench", "server", "--data", dataDir);
+        var p = postgres is null
+            ? BenchSupport.StartSelf("bench", "server", "--data", dataDir)
+            : BenchSupport.StartSelf("bench", "server", "--data", dataDir, "--pg", postgres);
         try
         {
             var address = await BenchSupport.ReadLineStartingAsync(p, "listening on ", ct);

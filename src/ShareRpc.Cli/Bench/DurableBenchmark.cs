@@ -58,13 +58,16 @@ internal static class DurableBenchmark
 
     internal static int? MaxInFlightBatches { get; set; }
 
-    public static async Task<Result> RunAsync(long ops, int[] rates, TimeSpan loadDuration, int valueBytes, TextWriter log, CancellationToken ct)
+    /// <param name="postgres">When set, the server child keeps shares in this PostgreSQL database (the durable_pg figure).</param>
+    public static async Task<Result> RunAsync(long ops, int[] rates, TimeSpan loadDuration, int valueBytes, TextWriter log, CancellationToken ct, string? postgres = null)
     {
         var dir = BenchSupport.TempDir("durable");
         try
         {
-            log.WriteLine($"durable bench: outbox (FULL) → AppendOps → server child (FULL) → ack; {valueBytes} B values");
-            await using var server = await ServerProcess.StartAsync(Path.Combine(dir, "server"), ct);
+            log.WriteLine(postgres is null
+                ? $"durable bench: outbox (FULL) → AppendOps → server child (FULL) → ack; {valueBytes} B values"
+                : $"durable bench on PostgreSQL: outbox (FULL) → AppendOps → server child → PostgreSQL (fsync, synchronous_commit on) → ack; {valueBytes} B values");
+            await using var server = await ServerProcess.StartAsync(Path.Combine(dir, "server"), ct, postgres);
             var stages = await OutboxStagesAsync(Path.Combine(dir, "stages.db"), (int)Math.Min(ops, 100_000), valueBytes, ct);
             log.WriteLine($"  outbox stages alone ({stages.Ops:N0} ops): enqueue {stages.EnqueueOpsPerSecond:N0} ops/s ({stages.EnqueueUsPerOp:0.0} µs/op), seal {stages.SealOpsPerSecond:N0} ops/s ({stages.SealUsPerOp:0.0} µs/op), record ack {stages.RecordAckOpsPerSecond:N0} ops/s ({stages.RecordAckUsPerOp:0.0} µs/op) → one-connection ceiling {stages.CombinedCeilingOpsPerSecond:N0} ops/s");
 

@@ -82,15 +82,16 @@ internal static class BenchCommand
         var markdown = new Option<FileInfo?>("--markdown") { Description = "Write the markdown table to this file." };
         var dedupe10M = new Option<bool>("--dedupe-10m") { Description = "Also measure dedupe with 10M ops in the log (adds minutes and ~12 GB of disk)." };
         var memory10M = new Option<bool>("--memory-10m") { Description = "Also measure client RSS with 10M pending ops (adds minutes and ~12 GB of disk)." };
-        var all = new Command("all", "Every part in one run: raw wire, storage, naive baseline, durable, dedupe, recovery, fan-out, client memory; JSON plus a markdown table.")
+        var allPg = new Option<string?>("--pg") { Description = "PostgreSQL for the durable_pg part (connection string; the database must exist). Default: a throwaway cluster (initdb in a temp dir, fsync on)." };
+        var all = new Command("all", "Every part in one run: raw wire, storage, naive baseline, durable (SQLite and PostgreSQL), dedupe, recovery, fan-out, client memory; JSON plus a markdown table.")
         {
-            quick, allOut, markdown, dedupe10M, memory10M,
+            quick, allOut, markdown, dedupe10M, memory10M, allPg,
         };
         all.SetAction(async (parse, ct) =>
         {
             var settings = AllBenchmark.Settings.For(parse.GetValue(quick), parse.GetValue(dedupe10M), parse.GetValue(memory10M));
             var command = "sharerpc bench all" + (parse.GetValue(quick) ? " --quick" : "") + (parse.GetValue(dedupe10M) ? " --dedupe-10m" : "") + (parse.GetValue(memory10M) ? " --memory-10m" : "");
-            var result = await AllBenchmark.RunAsync(settings, command, Console.Out, ct);
+            var result = await AllBenchmark.RunAsync(settings, command, Console.Out, ct, parse.GetValue(allPg));
             var md = AllBenchmark.Markdown(result);
             Console.WriteLine();
             Console.WriteLine(md);
@@ -138,12 +139,13 @@ internal static class BenchCommand
         var durableOut = OutOption();
         var linger = new Option<int?>("--linger-ms") { Description = "Client LingerMs to measure (default: the SDK's)." };
         var inFlight = new Option<int?>("--max-in-flight") { Description = "Client MaxInFlightBatches to measure (default: the SDK's)." };
-        var durable = new Command("durable", "ShareRpc durable end to end (server in a child process): saturation ops/s, enqueue→ack latency at fixed loads, where the time goes.") { durableOps, rates, loadSeconds, durableOut, linger, inFlight };
+        var durablePg = new Option<string?>("--pg") { Description = "Measure the server on this PostgreSQL database instead of SQLite (connection string)." };
+        var durable = new Command("durable", "ShareRpc durable end to end (server in a child process): saturation ops/s, enqueue→ack latency at fixed loads, where the time goes.") { durableOps, rates, loadSeconds, durableOut, linger, inFlight, durablePg };
         durable.SetAction(async (parse, ct) =>
         {
             DurableBenchmark.LingerMs = parse.GetValue(linger);
             DurableBenchmark.MaxInFlightBatches = parse.GetValue(inFlight);
-            await WriteJsonAsync(parse.GetValue(durableOut), await DurableBenchmark.RunAsync(parse.GetValue(durableOps), parse.GetValue(rates)!, TimeSpan.FromSeconds(parse.GetValue(loadSeconds)), 1024, Console.Out, ct), ct);
+            await WriteJsonAsync(parse.GetValue(durableOut), await DurableBenchmark.RunAsync(parse.GetValue(durableOps), parse.GetValue(rates)!, TimeSpan.FromSeconds(parse.GetValue(loadSeconds)), 1024, Console.Out, ct, parse.GetValue(durablePg)), ct);
             return 0;
         });
         bench.Subcommands.Add(durable);
@@ -198,8 +200,10 @@ internal static class BenchCommand
         // Hidden children.
         var data = new Option<DirectoryInfo>("--data") { Required = true };
         var server = new Command("server", "Share server with timing spans (child of the benchmarks).") { Hidden = true };
+        var serverPg = new Option<string?>("--pg");
         server.Options.Add(data);
-        server.SetAction((parse, ct) => BenchServer.RunAsync(parse.GetValue(data)!.FullName, ct));
+        server.Options.Add(serverPg);
+        server.SetAction((parse, ct) => BenchServer.RunAsync(parse.GetValue(data)!.FullName, parse.GetValue(serverPg), ct));
         bench.Subcommands.Add(server);
 
         var holdOutbox = new Option<string>("--outbox") { Required = true };

@@ -5,11 +5,13 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using ShareRpc.Server.Hosting;
+using ShareRpc.Server.Postgres;
 
 namespace ShareRpc.Cli.Commands;
 
 /// <summary>
-/// <c>sharerpc serve</c>: the share server on the embedded SQLite store. Prints the address once
+/// <c>sharerpc serve</c>: the share server on the embedded SQLite store (default) or on PostgreSQL
+/// (<c>--store postgres --pg CONNSTRING</c>: several servers on one database, docs/deploy-postgres.md). Prints the address once
 /// ready; Ctrl-C / SIGTERM drains (health NOT_SERVING, no new streams, in-flight batches finish,
 /// open streams end with UNAVAILABLE).
 /// </summary>
@@ -19,12 +21,16 @@ internal static class ServeCommand
     {
         var port = new Option<int>("--port") { Description = "TCP port (0: any free port, printed once ready).", DefaultValueFactory = _ => 7878 };
         var host = new Option<string>("--host") { Description = "Address to bind.", DefaultValueFactory = _ => "127.0.0.1" };
-        var data = new Option<DirectoryInfo>("--data") { Description = "Data directory (SQLite file and server key).", Required = true };
+        var data = new Option<DirectoryInfo?>("--data") { Description = "Data directory (SQLite file and server key). Required with --store sqlite." };
+        var store = new Option<string>("--store") { Description = "Where shares live: sqlite (embedded, one server) or postgres (several servers on one database).", DefaultValueFactory = _ => "sqlite" };
+        store.AcceptOnlyFromAmong("sqlite", "postgres");
+        var pg = new Option<string?>("--pg") { Description = "PostgreSQL connection string (with --store postgres), e.g. \"Host=db;Port=5432;Database=sharerpc;Username=sharerpc\"." };
+        var keyFile = new Option<FileInfo?>("--key-file") { Description = "Live-ref signing key (created 0600 if missing). Every server on one database must use the same key. Default: DATA/server.key." };
         var cert = new Option<FileInfo?>("--tls-cert") { Description = "PEM certificate: serve TLS (ALPN h2)." };
         var key = new Option<FileInfo?>("--tls-key") { Description = "PEM private key for --tls-cert." };
         var creator = new Option<string?>("--creator-token") { Description = "Require this bearer token on CreateShare." };
         var endpoint = new Option<string?>("--public-endpoint") { Description = "HOST:PORT written into sturdy refs (default: the address clients dialed)." };
-        var command = new Command("serve", "Run the share server.") { port, host, data, cert, key, creator, endpoint };
+        var command = new Command("serve", "Run the share server.") { port, host, data, store, pg, keyFile, cert, key, creator, endpoint };
         command.SetAction(async (parse, ct) =>
         {
             X509Certificate2? certificate = null;
@@ -35,10 +41,22 @@ internal static class ServeCommand
                 certificate = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
             }
 
+            var postgres = parse.GetValue(store) == "postgres";
+            var dataDir = parse.GetValue(data);
+            var connectionString = parse.GetValue(pg);
+            var keyPath = parse.GetValue(keyFile);
+            if (postgres && string.IsNullOrWhiteSpace(connectionString))
+                throw new ArgumentException("--store postgres needs --pg \"Host=…;Port=…;Database=…;Username=…\".");
+            if (!postgres && connectionString is not null) throw new ArgumentException("--pg is only used with --store postgres.");
+            if (dataDir is null && (!postgres || keyPath is null))
+                throw new ArgumentException(postgres ? "--store postgres needs --key-file (shared by every server) or --data." : "--data is required with the embedded SQLite store.");
+
             await using var server = await ShareRpcServerHost.StartAsync(
                 o =>
                 {
-                    o.DataDirectory = parse.GetValue(data)!.FullName;
+                    // With PostgreSQL the data directory holds only the key (when --key-file is not given).
+                    o.DataDirectory = dataDir?.FullName ?? Path.GetDirectoryName(keyPath!.FullName)!;
+                    o.ServerKeyFile = keyPath?.FullName;
                     o.CreatorToken = parse.GetValue(creator);
                     o.PublicEndpoint = parse.GetValue(endpoint);
                 },
@@ -50,6 +68,7 @@ internal static class ServeCommand
                     builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
                     builder.Logging.SetMinimumLevel(LogLevel.Warning);
                     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+                    if (postgres) builder.Services.AddShareRpcPostgres(connectionString!);
                 },
                 ct);
             Console.WriteLine($"listening on {server.Address}");

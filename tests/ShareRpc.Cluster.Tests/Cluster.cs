@@ -1,0 +1,162 @@
+using Google.Protobuf;
+using System.Security.Cryptography;
+using ShareRpc.Chaos.Scenarios;
+using ShareRpc.Protocol;
+using ShareRpc.Protocol.V1;
+using ShareRpc.Wire;
+
+using ShareRpc.TestSupport;
+
+namespace ShareRpc.Cluster.Tests;
+
+/// <summary>One `sharerpc serve --store postgres` process.</summary>
+public sealed class Node : IAsyncDisposable
+{
+    public required string Name { get; init; }
+    public required int Port { get; init; }
+    public required ChildProcess Process { get; init; }
+    public required GrpcChannel Channel { get; init; }
+    public string Address => $"http://127.0.0.1:{Port}";
+
+    /// <summary>SIGKILL: no drain, no flush.</summary>
+    public Task KillAsync() => Process.KillAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        Channel.Dispose();
+        await Process.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// N stateless servers on one fresh PostgreSQL database, sharing one live-ref key file, optionally
+/// behind a <see cref="TcpBalancer"/> (then sturdy refs name the balancer: --public-endpoint).
+/// </summary>
+public sealed class Cluster : IAsyncDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("sharerpc-cluster-").FullName;
+    private readonly List<Node> _nodes = [];
+
+    private Cluster(string connectionString) => ConnectionString = connectionString;
+
+    public string ConnectionString { get; }
+    public string KeyFile => Path.Combine(_dir, "live-ref.key");
+    public TcpBalancer? Balancer { get; private set; }
+    public IReadOnlyList<Node> Nodes => _nodes;
+
+    public static async Task<Cluster> StartAsync(int nodes, bool balanced = false)
+    {
+        var cs = await (await PostgresTestServer.SharedAsync()).CreateDatabaseAsync("cluster");
+        var cluster = new Cluster(cs);
+        try
+        {
+            var ports = Enumerable.Range(0, nodes).Select(_ => ChildProcess.FreePort()).ToArray();
+            if (balanced) cluster.Balancer = new TcpBalancer(() => ports);
+            // Sequentially: the first start migrates the schema; the others find it done (both orders are safe, see docs/postgres.md).
+            for (var i = 0; i < nodes; i++) cluster._nodes.Add(await cluster.StartNodeAsync(((char)('A' + i)).ToString(), ports[i]));
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task<Node> StartNodeAsync(string name, int port)
+    {
+        List<string> args = ["serve", "--store", "postgres", "--pg", ConnectionString, "--key-file", KeyFile, "--port", port.ToString()];
+        if (Balancer is not null) args.AddRange(["--public-endpoint", $"127.0.0.1:{Balancer.Port}"]);
+        var process = ChildProcess.Start(CliDll, [.. args]);
+        await process.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal), 60_000);
+        return new Node { Name = name, Port = port, Process = process, Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}") };
+    }
+
+    /// <summary>src/ShareRpc.Cli/bin/&lt;Configuration&gt;/net10.0/sharerpc.dll, next to this test's own configuration.</summary>
+    private static string CliDll
+    {
+        get
+        {
+            var baseDir = new DirectoryInfo(AppContext.BaseDirectory);
+            var root = baseDir;
+            while (root is not null && !File.Exists(Path.Combine(root.FullName, "ShareRpc.sln"))) root = root.Parent;
+            var dll = Path.Combine(root!.FullName, "src", "ShareRpc.Cli", "bin", baseDir.Parent!.Name, baseDir.Name, "sharerpc.dll");
+            return File.Exists(dll) ? dll : throw new FileNotFoundException("Build src/ShareRpc.Cli first.", dll);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var n in _nodes) await n.DisposeAsync();
+        if (Balancer is not null) await Balancer.DisposeAsync();
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+}
+
+/// <summary>Raw sharerpc.v1 calls on one node's channel (no SDK between the test and the wire).</summary>
+public static class Calls
+{
+    public static CallOptions Bearer(string token) => new(new Metadata { { "authorization", "Bearer " + token } });
+
+    public static byte[] NewSecret() => RandomNumberGenerator.GetBytes(32);
+
+    public static async Task<CreateShareResponse> CreateAsync(GrpcChannel channel, string key) =>
+        await channel.AsyncUnaryCall(ShareRpcMethods.CreateShare, new CreateShareRequest { ShareKey = key, OwnerSecret = ByteString.CopyFrom(NewSecret()) });
+
+    public static async Task<RedeemShareResponse> RedeemAsync(GrpcChannel channel, string sturdyRef) =>
+        await channel.AsyncUnaryCall(ShareRpcMethods.RedeemShare, new RedeemShareRequest { SturdyRef = sturdyRef });
+
+    public static Op Put(ulong seq, string collection, string key, string value) => new()
+    {
+        OpId = Guid.CreateVersion7().ToString(),
+        Seq = seq,
+        Put = new Put { Collection = collection, Key = key, Value = ByteString.CopyFromUtf8(value) },
+    };
+
+    public static Op Append(ulong seq, string collection, string value) => new()
+    {
+        OpId = Guid.CreateVersion7().ToString(),
+        Seq = seq,
+        Append = new Append { Collection = collection, Value = ByteString.CopyFromUtf8(value) },
+    };
+
+    public static AppendOpsRequest Batch(string producer, params Op[] ops)
+    {
+        var b = new AppendOpsRequest { BatchId = Guid.CreateVersion7().ToString(), ProducerId = producer };
+        b.Ops.AddRange(ops);
+        return b;
+    }
+
+    /// <summary>Sends <paramref name="batch"/> on a new AppendOps stream and returns its one ack.</summary>
+    public static async Task<AppendOpsResponse> AppendAsync(GrpcChannel channel, string liveRef, AppendOpsRequest batch)
+    {
+        using var call = channel.AsyncDuplexStreamingCall(ShareRpcMethods.AppendOps, Bearer(liveRef));
+        await call.RequestStream.WriteAsync(batch);
+        await call.RequestStream.CompleteAsync();
+        Assert.True(await call.ResponseStream.MoveNext(), "the stream ended without an ack");
+        var ack = call.ResponseStream.Current;
+        while (await call.ResponseStream.MoveNext()) { }
+        return ack;
+    }
+
+    /// <summary>The log from cursor 1 to the share's current head, read by Subscribe on <paramref name="channel"/>.</summary>
+    public static async Task<List<CommittedOp>> ReadLogAsync(GrpcChannel channel, string sturdyRef)
+    {
+        var live = await RedeemAsync(channel, sturdyRef);
+        var log = new List<CommittedOp>();
+        if (live.Cursor == 0) return log;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var call = channel.AsyncServerStreamingCall(ShareRpcMethods.Subscribe, new SubscribeRequest { FromCursor = 0 }, Bearer(live.LiveRef) with { CancellationToken = cts.Token });
+        while (await call.ResponseStream.MoveNext())
+        {
+            if (call.ResponseStream.Current.Op is { } op)
+            {
+                log.Add(op);
+                if (op.Cursor == live.Cursor) break;
+            }
+        }
+        return log;
+    }
+
+    public static string? Reason(RpcException e) => e.Trailers.GetValue(Reasons.TrailerName);
+}
