@@ -33,6 +33,12 @@ public static class Programs
             psi.Environment[k] = v;
         }
 
+        return await RunAsync(psi, timeoutMs);
+    }
+
+    /// <summary>Runs <paramref name="psi"/> (stdout/stderr redirected) to its end; on a missed deadline kills its tree and returns exit -1.</summary>
+    public static async Task<ProgramResult> RunAsync(ProcessStartInfo psi, int timeoutMs)
+    {
         var clock = Stopwatch.StartNew();
         using var process = Process.Start(psi)!;
         process.StandardInput.Close();

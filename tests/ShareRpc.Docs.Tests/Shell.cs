@@ -72,23 +72,8 @@ public static partial class Shell
         psi.Environment["SHARERPC_DLL"] = Repo.CliDll;
         // The system python3 (with grpcio) first, then buf from tests/interop/setup.sh.
         psi.Environment["PATH"] = string.Join(':', bin, "/usr/bin", Repo.PathOf("tests/interop/node/node_modules/.bin"), Environment.GetEnvironmentVariable("PATH"));
-        using var process = Process.Start(psi)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(timeoutMs);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            return new ShellResult(-1, await stdout, "timed out after " + timeoutMs + " ms\n" + await stderr, script);
-        }
-
-        return new ShellResult(process.ExitCode, await stdout, await stderr, script);
+        var run = await Programs.RunAsync(psi, timeoutMs);
+        return new ShellResult(run.ExitCode, run.Output, run.Error, script);
     }
 
     /// <summary>The block as bash runs it (see the class summary for the only changes).</summary>
