@@ -319,15 +319,26 @@ public sealed class ShareEngine : IAsyncDisposable
     /// </summary>
     public async IAsyncEnumerable<SubscribeResponse> SubscribeAsync(LiveRefClaims claims, SubscribeRequest req, [EnumeratorCancellation] CancellationToken ct = default)
     {
-        var signal = Notifier.Get(claims.ShareId);
         ulong next = Math.Max(req.FromCursor, 1);
         ulong head;
         var chunk = Limits.MaxSnapshotPageSize;
 
-        // Authorize (and take the snapshot) in one read view.
-        var (reader, share) = await OpenAuthorizedAsync(claims, Rights.Read, ct).ConfigureAwait(false);
+        // Watch before the first read (no lost wake-up), then authorize (and take the snapshot) in one read view.
+        var signal = Notifier.Watch(claims.ShareId);
+        IShareReader reader;
+        ShareRecord share;
+        try
+        {
+            (reader, share) = await OpenAuthorizedAsync(claims, Rights.Read, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            Notifier.Unwatch(claims.ShareId, signal);
+            throw;
+        }
         if (!signal.TryAddSubscriber(Limits.MaxSubscribersPerShare))
         {
+            Notifier.Unwatch(claims.ShareId, signal);
             await reader.DisposeAsync().ConfigureAwait(false);
             throw ShareRpcException.LimitExceeded("subscribe", nameof(Limits.MaxSubscribersPerShare), Limits.MaxSubscribersPerShare, "subscribers", signal.Subscribers + 1);
         }
@@ -397,6 +408,7 @@ public sealed class ShareEngine : IAsyncDisposable
         finally
         {
             signal.RemoveSubscriber();
+            Notifier.Unwatch(claims.ShareId, signal);
             Interlocked.Decrement(ref s_openSubscribers);
         }
     }
@@ -404,12 +416,19 @@ public sealed class ShareEngine : IAsyncDisposable
     /// <summary>Completes when this process learns of an epoch newer than the live ref's (a revoke committed).</summary>
     public async Task WaitForFenceAsync(LiveRefClaims claims, CancellationToken ct)
     {
-        var signal = Notifier.Get(claims.ShareId);
-        while (true)
+        var signal = Notifier.Watch(claims.ShareId);
+        try
         {
-            var wake = signal.NextChange;
-            if (signal.Epoch > claims.Epoch) return;
-            await wake.WaitAsync(ct).ConfigureAwait(false);
+            while (true)
+            {
+                var wake = signal.NextChange;
+                if (signal.Epoch > claims.Epoch) return;
+                await wake.WaitAsync(ct).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            Notifier.Unwatch(claims.ShareId, signal);
         }
     }
 

@@ -146,6 +146,31 @@ public class ReadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_share_has_a_wake_up_signal_only_while_a_stream_watches_it()
+    {
+        var (owner, _) = await _f.NewShareAsync();
+        var (other, _) = await _f.NewShareAsync();
+        await _f.AppendAsync(other, "p", Put(1, "d", "a", "1")); // commits on an unwatched share leave nothing behind
+        Assert.Equal(0, _f.Engine.Notifier.WatchedShares);
+
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            await using var sub = _f.Engine.SubscribeAsync(owner, new SubscribeRequest(), cts.Token).GetAsyncEnumerator(cts.Token);
+            using var fenceStop = new CancellationTokenSource();
+            var fence = _f.Engine.WaitForFenceAsync(owner, fenceStop.Token);
+            await _f.AppendAsync(owner, "p", Put(1, "d", "a", "1"));
+            Assert.True(await NextOpAsync(sub));
+            Assert.Equal(1, _f.Engine.Notifier.WatchedShares); // one signal, shared by the subscriber and the fence waiter
+            await fenceStop.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => fence);
+            Assert.Equal(1, _f.Engine.Notifier.WatchedShares); // the subscriber still watches
+        }
+
+        Assert.Equal(0, _f.Engine.Notifier.WatchedShares); // the stream ended: the signal is gone
+        Assert.Null(_f.Engine.Notifier.Find(owner.ShareId));
+    }
+
+    [Fact]
     public async Task Subscribe_needs_read()
     {
         var (owner, _) = await _f.NewShareAsync();

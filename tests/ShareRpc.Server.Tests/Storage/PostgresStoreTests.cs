@@ -200,13 +200,13 @@ public sealed class PostgresStoreTests(PostgresFixture pg) : IAsyncLifetime
         // B itself committed nothing: its notifier learns cursor 2 only from A's NOTIFY.
         var next = sub.MoveNextAsync().AsTask();
         await a.AppendAsync(onA, Batch("p", Put(2, "d", "y", "2")));
-        await Until(() => b.Notifier.Get(shareId).Cursor == 2, "node B's notifier to hear of cursor 2");
+        await Until(() => b.Notifier.Find(shareId)?.Cursor == 2, "node B's notifier to hear of cursor 2");
         Assert.True(await next);
         Assert.Equal((2UL, "y"), (sub.Current.Op.Cursor, sub.Current.Op.Op.Put.Key));
 
         // A revoke on A ends B's stream (the fence travels by NOTIFY too).
         await a.RevokeAsync(onA, new RevokeCapabilityRequest { All = true });
-        await Until(() => b.Notifier.Get(shareId).Epoch == 2, "node B to hear of epoch 2");
+        await Until(() => b.Notifier.Find(shareId)?.Epoch == 2, "node B to hear of epoch 2");
         var end = await Assert.ThrowsAsync<ShareRpcException>(async () => await sub.MoveNextAsync());
         Assert.Equal("epoch-stale", end.Reason);
     }
