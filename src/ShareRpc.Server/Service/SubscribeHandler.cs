@@ -18,7 +18,10 @@ internal sealed class SubscribeHandler(ShareEngine engine)
             var claims = CallSupport.Authenticate(engine, context);
             using var tracked = ShareEngine.TrackStream("Subscribe");
             var ct = context.CancellationToken;
-            var events = engine.SubscribeAsync(claims, request, ct).GetAsyncEnumerator(ct);
+            // The events are read one ahead of the flush; `stop` ends a read that is still running when the
+            // flush fails (see below).
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var events = engine.SubscribeAsync(claims, request, stop.Token).GetAsyncEnumerator(stop.Token);
             await using (events.ConfigureAwait(false))
             {
                 var buffered = 0;
@@ -27,7 +30,28 @@ internal sealed class SubscribeHandler(ShareEngine engine)
                     var next = events.MoveNextAsync();
                     if (buffered > 0 && (!next.IsCompleted || buffered >= MaxEventsPerFlush))
                     {
-                        await responses.FlushAsync(ct).ConfigureAwait(false);
+                        try
+                        {
+                            await responses.FlushAsync(ct).ConfigureAwait(false);
+                        }
+                        catch
+                        {
+                            // The client is gone. Let the running read end before the enumerator is disposed:
+                            // disposing an async iterator while a MoveNextAsync is pending throws
+                            // NotSupportedException (hiding this error) and leaves the iterator running on its
+                            // own — a storage read after the request ended, and its finally (unwatch, the
+                            // subscriber count) never run.
+                            await stop.CancelAsync().ConfigureAwait(false);
+                            try
+                            {
+                                await next.ConfigureAwait(false);
+                            }
+                            catch (Exception)
+                            {
+                                // Cancelled, or its own failure: the flush's error is the one to report.
+                            }
+                            throw;
+                        }
                         buffered = 0;
                     }
                     if (!await next.ConfigureAwait(false)) break;
