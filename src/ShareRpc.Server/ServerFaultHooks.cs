@@ -27,7 +27,7 @@ public sealed class ServerFaultHooks
     /// Runs in the group committer after every write of a group has run, right before COMMIT, with the
     /// number of writes in the group. Throwing fails the commit: nothing of the group is applied and each
     /// write fails <c>UNAVAILABLE storage</c> (a retry is safe). Throw a <c>SqliteException</c> with
-    /// SQLITE_FULL (13) to simulate a full disk.
+    /// SQLITE_FULL (13) to simulate a full disk (on PostgreSQL, a <c>PostgresException</c> with SQLSTATE 53100).
     /// </summary>
     public Func<int, Task>? BeforeCommit { get; set; }
 

@@ -39,7 +39,7 @@ public enum FaultKind
 
     // Storage.
 
-    /// <summary>COMMIT fails with SQLITE_FULL (disk full).</summary>
+    /// <summary>COMMIT fails with SQLITE_FULL (disk full); on PostgreSQL with SQLSTATE 53100 disk_full.</summary>
     DiskFull,
 }
 

@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using Npgsql;
 using ShareRpc.Chaos.History;
 using ShareRpc.Server;
 
@@ -13,17 +14,26 @@ public sealed class ServerFaultPlan
     /// <summary>SQLite's SQLITE_FULL result code.</summary>
     public const int SqliteFull = 13;
 
+    /// <summary>PostgreSQL's SQLSTATE disk_full (class 53, insufficient resources).</summary>
+    public const string PostgresDiskFull = "53100";
+
     private readonly FaultSchedule _schedule;
     private readonly OpHistory _history;
     private int _reads = -1;
     private int _commits = -1;
     private int _acks = -1;
     private volatile bool _armed;
+    private readonly bool _postgres;
 
-    public ServerFaultPlan(FaultSchedule schedule, OpHistory history, bool canary = false)
+    /// <param name="schedule">The faults; the server's are those of actor "server".</param>
+    /// <param name="history">Where each fired fault is recorded.</param>
+    /// <param name="canary">Set <see cref="ServerFaultHooks.UnsafeAckBeforeCommit"/> (the canary's deliberate bug).</param>
+    /// <param name="postgres">The server runs on PostgreSQL: disk-full throws SQLSTATE 53100 instead of SQLITE_FULL.</param>
+    public ServerFaultPlan(FaultSchedule schedule, OpHistory history, bool canary = false, bool postgres = false)
     {
         _schedule = schedule;
         _history = history;
+        _postgres = postgres;
         Hooks = new ServerFaultHooks
         {
             UnsafeAckBeforeCommit = canary,
@@ -45,6 +55,14 @@ public sealed class ServerFaultPlan
     /// <summary>The exception a full disk gives on COMMIT.</summary>
     public static SqliteException DiskFullException() => new("SQLite Error 13: 'database or disk is full'.", SqliteFull);
 
+    /// <summary>
+    /// The error PostgreSQL reports when it cannot extend a file on a full disk (SQLSTATE 53100): the statement
+    /// fails and the transaction can only roll back. (A full disk while writing WAL at COMMIT is a PANIC that
+    /// restarts PostgreSQL instead: a database crash, which the harness does not inject.)
+    /// </summary>
+    public static PostgresException PostgresDiskFullException() =>
+        new("could not extend file \"base/16384/16400\": No space left on device", "ERROR", "ERROR", PostgresDiskFull);
+
     private Task<StreamFault> OnReadAsync(ServerBatchContext batch)
     {
         if (Next("read", ref _reads) is { Kind: FaultKind.ResetStream } f)
@@ -65,7 +83,7 @@ public sealed class ServerFaultPlan
                 throw new InvalidOperationException("injected fault: the server failed before commit");
             case { Kind: FaultKind.DiskFull } f:
                 _history.Fault(f, $"{writes} writes");
-                throw DiskFullException();
+                throw _postgres ? PostgresDiskFullException() : DiskFullException();
         }
 
         return Task.CompletedTask;

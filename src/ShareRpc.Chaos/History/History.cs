@@ -59,7 +59,12 @@ public sealed class OpHistory
         var ops = all.Where(e => e.OpId is not null && opIds.Contains(e.OpId)).ToList();
         if (ops.Count == 0)
         {
-            return actors is null ? [] : all.Where(e => actors.Contains(e.Actor) && e.Type is EventType.Fault or EventType.Info).Take(40).ToList();
+            // A violation about an actor rather than ops (a stream that did not end, a stuck writer): its faults,
+            // notes and failures, and the revokes that name it.
+            return actors is null ? [] : all.Where(e =>
+                    (actors.Contains(e.Actor) && e.Type is EventType.Fault or EventType.Info or EventType.Fail)
+                    || (e.What == "revoke" && actors.Any(a => e.Detail.Contains(a, StringComparison.Ordinal))))
+                .Take(40).ToList();
         }
 
         var from = ops.Min(e => e.Index);

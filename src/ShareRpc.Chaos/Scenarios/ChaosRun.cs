@@ -16,9 +16,15 @@ public sealed class ChaosReport
     public Dictionary<FaultKind, long> Faults { get; } = FaultKinds.All.ToDictionary(k => k, _ => 0L);
     public Dictionary<string, long> Violations { get; } = Violation.Kinds.ToDictionary(k => k, _ => 0L, StringComparer.Ordinal);
     public List<string> Reports { get; } = new();
+
+    /// <summary>The stores the scenarios' and crash loops' servers really ran on ("sqlite", "postgres").</summary>
+    public SortedSet<string> Stores { get; } = new(StringComparer.Ordinal);
     public TimeSpan Elapsed { get; set; }
 
     public long ViolationCount => Violations.Values.Sum();
+
+    /// <summary>Errors the in-process servers logged (exceptions no handler mapped to a status): server bugs, reported beside the violations.</summary>
+    public long ServerErrors { get; set; }
 
     public void Add(ScenarioResult r)
     {
@@ -26,6 +32,8 @@ public sealed class ChaosReport
         {
             Scenarios++;
             Ops += r.Ops;
+            Stores.Add(r.Store);
+            ServerErrors += r.ServerErrors.Count;
             foreach (var (k, n) in r.Faults)
             {
                 Faults[k] += n;
@@ -49,6 +57,7 @@ public sealed class ChaosReport
         {
             CrashLoops++;
             Kills += r.Kills;
+            Stores.Add(r.Store);
             Ops += r.Ops;
             foreach (var v in r.Violations)
             {
@@ -68,6 +77,7 @@ public sealed class ChaosReport
         var b = new StringBuilder();
         void Row(string name, object value) => b.Append(CultureInfo.InvariantCulture, $"  {name,-22} {value,10}\n");
         b.Append("chaos run\n");
+        Row("store", Stores.Count == 0 ? "-" : string.Join("+", Stores));
         Row("scenarios", Scenarios);
         Row("crash loops", CrashLoops);
         Row("processes killed", Kills);
@@ -87,6 +97,7 @@ public sealed class ChaosReport
         }
 
         Row("total", ViolationCount);
+        Row("server errors", ServerErrors);
         return b.ToString();
     }
 }

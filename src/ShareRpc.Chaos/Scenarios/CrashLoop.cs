@@ -4,21 +4,33 @@ using System.Text;
 using Google.Protobuf;
 using ShareRpc.Chaos.Checker;
 using ShareRpc.Chaos.History;
+using ShareRpc.Chaos.Postgres;
 using ShareRpc.Client;
 using ShareRpc.Client.Outbox;
 using ShareRpc.Protocol.V1;
+using ShareRpc.Server.Postgres;
+using ShareRpc.Server.Storage;
 using ShareRpc.Server.Storage.Sqlite;
 
 namespace ShareRpc.Chaos.Scenarios;
 
 /// <summary>The result of one crash-loop iteration.</summary>
-public sealed record CrashLoopResult(int Seed, int Ops, int Kills, IReadOnlyList<Violation> Violations, string? Report, TimeSpan Duration);
+public sealed record CrashLoopResult(int Seed, int Ops, int Kills, IReadOnlyList<Violation> Violations, string? Report, TimeSpan Duration)
+{
+    /// <summary>The store the server ran on: "sqlite" or "postgres".</summary>
+    public string Store { get; init; } = "sqlite";
+
+    /// <summary>Times the server was SIGKILLed and restarted on the same storage before the end (the final kill not counted).</summary>
+    public int ServerRestarts { get; init; }
+}
 
 /// <summary>
 /// Real processes, killed for real: <c>sharerpc serve</c> and a writer (<c>sharerpc chaos writer</c>) are SIGKILLed at
 /// seeded moments and restarted on the same files (server data directory, writer outbox); a subscriber in this
 /// process follows the share across the restarts. At the end the server is killed once more, its log is read
-/// from the SQLite file, and everything goes through the same <see cref="HistoryChecker"/>.
+/// from the SQLite file, and everything goes through the same <see cref="HistoryChecker"/>. On PostgreSQL the server
+/// is <c>sharerpc serve --store postgres</c> on a database made for the loop (restarted on the same database, read
+/// from it at the end, dropped after).
 /// </summary>
 public static class CrashLoop
 {
@@ -67,7 +79,15 @@ public static class CrashLoop
         return 0;
     }
 
-    public static async Task<CrashLoopResult> RunAsync(int seed, string cli, string? workDirectory = null, int ops = DefaultOps)
+    /// <param name="seed">Fixes the kill schedule and the writer's ops.</param>
+    /// <param name="cli">The sharerpc CLI (sharerpc.dll, or an executable).</param>
+    /// <param name="workDirectory">Where the loop's directory goes (default: the temp directory); removed after.</param>
+    /// <param name="ops">Ops the writer enqueues.</param>
+    /// <param name="postgres">
+    /// A PostgreSQL connection string whose user may CREATE DATABASE: the server then runs on PostgreSQL, on a fresh
+    /// database <c>sharerpc_crash_SEED_RANDOM</c> made on that server and dropped at the end. Null: SQLite files.
+    /// </param>
+    public static async Task<CrashLoopResult> RunAsync(int seed, string cli, string? workDirectory = null, int ops = DefaultOps, string? postgres = null)
     {
         var clock = Stopwatch.StartNew();
         var r = new Random(unchecked((seed * 104729) + 7));
@@ -75,19 +95,30 @@ public static class CrashLoop
         var root = workDirectory ?? Path.GetTempPath();
         var dir = Directory.CreateDirectory(Path.Combine(root, $"sharerpc-crash-{seed}-{Guid.NewGuid():N}")).FullName;
         var data = Path.Combine(dir, "server");
+        var keyFile = Path.Combine(dir, "server.key");
+        string? database = null; // the loop's PostgreSQL database (a connection string to it)
         var writerOutbox = Path.Combine(dir, "writer.db");
         var port = ChildProcess.FreePort();
         var address = $"http://127.0.0.1:{port}";
         var observation = new Observation();
         var kills = 0;
+        var serverRestarts = 0;
         var plan = new StringBuilder();
         ChildProcess? server = null;
         ChildProcess? writer = null;
         try
         {
+            if (postgres is not null)
+            {
+                database = await ChaosPostgres.CreateDatabaseAsync(postgres, seed).ConfigureAwait(false);
+                history.Add("server", EventType.Info, "database", null, ChaosPostgres.Describe(database));
+            }
+
             async Task<ChildProcess> StartServerAsync()
             {
-                var s = ChildProcess.Start(cli, "serve", "--data", data, "--port", port.ToString(CultureInfo.InvariantCulture));
+                var s = database is null
+                    ? ChildProcess.Start(cli, "serve", "--data", data, "--port", port.ToString(CultureInfo.InvariantCulture))
+                    : ChildProcess.Start(cli, "serve", "--store", "postgres", "--pg", database, "--key-file", keyFile, "--port", port.ToString(CultureInfo.InvariantCulture));
                 await s.WaitForLineAsync(l => l.StartsWith("listening on", StringComparison.Ordinal)).ConfigureAwait(false);
                 history.Add("server", EventType.Info, "started");
                 return s;
@@ -165,6 +196,7 @@ public static class CrashLoop
                 {
                     await server.DisposeAsync().ConfigureAwait(false);
                     server = await StartServerAsync().ConfigureAwait(false);
+                    serverRestarts++;
                 }
 
                 if (target != 0)
@@ -197,10 +229,13 @@ public static class CrashLoop
             await stopSub.CancelAsync().ConfigureAwait(false);
             await subscriber.ConfigureAwait(false);
 
-            // One more SIGKILL, then the log straight from the file the dead server left.
+            // One more SIGKILL, then the log straight from the storage the dead server left (its SQLite file, or its database).
             await server.KillAsync().ConfigureAwait(false);
             kills++;
-            await using (var store = SqliteShareStore.Open(data))
+            IShareStore store = database is null
+                ? SqliteShareStore.Open(data)
+                : await PostgresShareStore.OpenAsync(new PostgresStoreOptions { ConnectionString = database, MaxPoolSize = 3, WriteConnections = 1 }).ConfigureAwait(false);
+            await using (store)
             {
                 await using var reader = await store.BeginReadAsync().ConfigureAwait(false);
                 var share = await reader.GetShareAsync(redeemed.ShareId).ConfigureAwait(false) ?? throw new InvalidOperationException("share lost");
@@ -246,6 +281,18 @@ public static class CrashLoop
                 await server.DisposeAsync().ConfigureAwait(false);
             }
 
+            if (database is not null)
+            {
+                try
+                {
+                    await ChaosPostgres.DropDatabaseAsync(postgres!, database).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException)
+                {
+                    history.Add("harness", EventType.Info, "drop database failed", null, e.Message);
+                }
+            }
+
             try
             {
                 Directory.Delete(dir, true);
@@ -260,7 +307,7 @@ public static class CrashLoop
         if (violations.Count > 0)
         {
             var b = new StringBuilder();
-            b.Append(CultureInfo.InvariantCulture, $"VIOLATION crash loop seed {seed}: {violations.Count} violation(s)\n");
+            b.Append(CultureInfo.InvariantCulture, $"VIOLATION crash loop seed {seed} on {(postgres is null ? "sqlite" : "postgres")}: {violations.Count} violation(s)\n");
             foreach (var v in violations.Take(5))
             {
                 b.Append(CultureInfo.InvariantCulture, $"  [{v.Kind}] {v.Message}\n");
@@ -273,10 +320,10 @@ public static class CrashLoop
                 b.Append(e).Append('\n');
             }
 
-            b.Append(CultureInfo.InvariantCulture, $"reproduce: sharerpc chaos --seeds 0 --crash-loops 1 --seed-start {seed}\n");
+            b.Append(CultureInfo.InvariantCulture, $"reproduce: sharerpc chaos --seeds 0 --crash-loops 1 --seed-start {seed}{(postgres is null ? "" : " --store postgres")}\n");
             report = b.ToString();
         }
 
-        return new CrashLoopResult(seed, ops, kills, violations, report, clock.Elapsed);
+        return new CrashLoopResult(seed, ops, kills, violations, report, clock.Elapsed) { Store = postgres is null ? "sqlite" : "postgres", ServerRestarts = serverRestarts };
     }
 }

@@ -5,6 +5,7 @@ using System.Text;
 using ShareRpc.Chaos.Checker;
 using ShareRpc.Chaos.Faults;
 using ShareRpc.Chaos.History;
+using ShareRpc.Chaos.Postgres;
 using ShareRpc.Client;
 using ShareRpc.Client.Outbox;
 using ShareRpc.Protocol.V1;
@@ -27,10 +28,26 @@ public sealed class ScenarioOptions
 
     /// <summary>Where scenario directories go (default: the temp directory); each is removed after its run.</summary>
     public string? WorkDirectory { get; set; }
+
+    /// <summary>
+    /// A PostgreSQL connection string: each scenario's server then runs on the PostgreSQL store, in a schema of its
+    /// own (<c>chaos_SEED_RANDOM</c>, dropped with CASCADE when the scenario ends). Null (default): the embedded SQLite store.
+    /// </summary>
+    public string? PostgresConnectionString { get; set; }
+
+    /// <summary>"postgres" with <see cref="PostgresConnectionString"/>, else "sqlite".</summary>
+    public string Store => PostgresConnectionString is null ? "sqlite" : "postgres";
 }
 
 /// <summary>The result of one seeded scenario.</summary>
-public sealed record ScenarioResult(int Seed, int Ops, IReadOnlyDictionary<FaultKind, int> Faults, IReadOnlyList<Violation> Violations, string? Report, TimeSpan Duration);
+public sealed record ScenarioResult(int Seed, int Ops, IReadOnlyDictionary<FaultKind, int> Faults, IReadOnlyList<Violation> Violations, string? Report, TimeSpan Duration)
+{
+    /// <summary>The store the scenario's server really ran on ("sqlite" / "postgres"; the requested one if it never started).</summary>
+    public string Store { get; init; } = "sqlite";
+
+    /// <summary>What the server logged at Error or above (an exception no handler mapped to a status: a server bug); none expected.</summary>
+    public IReadOnlyList<string> ServerErrors { get; init; } = [];
+}
 
 /// <summary>
 /// Runs one seeded scenario: an in-process server on 127.0.0.1 (real wire), producers each with their own
@@ -72,11 +89,18 @@ public static class ScenarioRunner
         var observation = new Observation();
         var disposables = new List<IAsyncDisposable>();
         var handlers = new List<TransportFaultHandler>();
-        var plan = new ServerFaultPlan(schedule, history, options.Canary);
+        var postgres = options.PostgresConnectionString;
+        var plan = new ServerFaultPlan(schedule, history, options.Canary, postgres is not null);
+        var store = options.Store;
+        ChaosServer? started = null;
         try
         {
-            var server = await ChaosServer.StartAsync(Path.Combine(dir, "server"), plan.Hooks).ConfigureAwait(false);
+            var server = await ChaosServer.StartAsync(Path.Combine(dir, "server"), plan.Hooks,
+                postgres: postgres, schema: postgres is null ? null : ChaosPostgres.SchemaName(seed)).ConfigureAwait(false);
             disposables.Add(server);
+            started = server;
+            store = server.Store;
+            history.Add("harness", EventType.Info, "server", null, server.Schema is null ? store : $"{store}, schema {server.Schema}");
             var owner = new ShareRpcClient(ClientOptions(Path.Combine(dir, "owner.db"), null, 8));
             disposables.Add(owner);
 
@@ -222,7 +246,7 @@ public static class ScenarioRunner
             }
 
             var heads = observation.Shares.ToDictionary(s => s.ShareId, s => s.Head, StringComparer.Ordinal);
-            await Task.WhenAll(subscribers.Select(s => s.WaitForAsync(heads[s.ShareId], drainTimeout))).ConfigureAwait(false);
+            await Task.WhenAll(subscribers.Select(s => s.WaitForAsync(heads[s.ShareId], fenced.ContainsKey(s.Name), drainTimeout))).ConfigureAwait(false);
             await stopSubscribers.CancelAsync().ConfigureAwait(false);
             foreach (var s in subscribers)
             {
@@ -269,30 +293,49 @@ public static class ScenarioRunner
 
         // Safety violations first: their slice is the one printed.
         var violations = HistoryChecker.Check(observation).OrderBy(v => v.Kind == Violation.Stuck).ToList();
-        var report = violations.Count == 0 ? null : Report(seed, options, spec, schedule, history, violations);
-        return new ScenarioResult(seed, spec.OpCount, history.FaultsFired, violations, report, clock.Elapsed);
+        var serverErrors = started?.ServerErrors ?? [];
+        var report = violations.Count == 0 && serverErrors.Count == 0 ? null : Report(seed, options, spec, schedule, history, violations, serverErrors);
+        return new ScenarioResult(seed, spec.OpCount, history.FaultsFired, violations, report, clock.Elapsed) { Store = store, ServerErrors = serverErrors };
     }
 
     /// <summary>The text printed for a violation: seed, workload, fault schedule and the smallest history slice.</summary>
-    public static string Report(int seed, ScenarioOptions options, WorkloadSpec spec, FaultSchedule schedule, OpHistory history, IReadOnlyList<Violation> violations)
+    public static string Report(int seed, ScenarioOptions options, WorkloadSpec spec, FaultSchedule schedule, OpHistory history, IReadOnlyList<Violation> violations,
+        IReadOnlyList<string>? serverErrors = null)
     {
         var b = new StringBuilder();
-        b.Append(CultureInfo.InvariantCulture, $"VIOLATION seed {seed}{(options.Canary ? " (canary)" : "")}: {violations.Count} violation(s)\n");
+        serverErrors ??= [];
+        var canary = options.Canary ? " (canary)" : "";
+        if (violations.Count > 0)
+        {
+            b.Append(CultureInfo.InvariantCulture, $"VIOLATION seed {seed}{canary} on {options.Store}: {violations.Count} violation(s)\n");
+        }
+        else
+        {
+            b.Append(CultureInfo.InvariantCulture, $"SERVER ERROR seed {seed}{canary} on {options.Store}: no violation, {serverErrors.Count} server error(s)\n");
+        }
         foreach (var v in violations.Take(5))
         {
             b.Append(CultureInfo.InvariantCulture, $"  [{v.Kind}] {v.Message}\n");
         }
 
-        b.Append("workload:\n").Append(spec);
-        b.Append("fault schedule:\n").Append(schedule);
-        var first = violations[0];
-        b.Append(CultureInfo.InvariantCulture, $"history slice for [{first.Kind}] (ops {string.Join(", ", first.OpIds)}):\n");
-        foreach (var e in history.Slice(first.OpIds, first.Actors))
+        foreach (var e in serverErrors.Take(5))
         {
-            b.Append(e).Append('\n');
+            b.Append(CultureInfo.InvariantCulture, $"  [server error] {e}\n");
         }
 
-        b.Append(CultureInfo.InvariantCulture, $"reproduce: sharerpc chaos --seeds 1 --seed-start {seed}{(options.Canary ? " --canary" : "")}\n");
+        b.Append("workload:\n").Append(spec);
+        b.Append("fault schedule:\n").Append(schedule);
+        if (violations.Count > 0)
+        {
+            var first = violations[0];
+            b.Append(CultureInfo.InvariantCulture, $"history slice for [{first.Kind}] (ops {string.Join(", ", first.OpIds)}):\n");
+            foreach (var e in history.Slice(first.OpIds, first.Actors))
+            {
+                b.Append(e).Append('\n');
+            }
+        }
+
+        b.Append(CultureInfo.InvariantCulture, $"reproduce: sharerpc chaos --seeds 1 --seed-start {seed}{(options.Canary ? " --canary" : "")}{(options.PostgresConnectionString is null ? "" : " --store postgres")}\n");
         return b.ToString();
     }
 
@@ -431,7 +474,7 @@ public static class ScenarioRunner
     }
 
     /// <summary>One subscriber: follows the share from cursor 0 (or from a snapshot), across faults and revokes.</summary>
-    private sealed class Subscriber(string name, string shareId, ShareRpcClient client, string sturdyRef, bool snapshot, OpHistory history)
+    internal sealed class Subscriber(string name, string shareId, ShareRpcClient client, string sturdyRef, bool snapshot, OpHistory history)
     {
         private readonly List<(ulong, string)> _ops = new();
         private readonly List<ObservedDocument> _snapshot = new();
@@ -492,14 +535,40 @@ public static class ScenarioRunner
                 _endedWith = ex.Message;
                 history.Add(name, EventType.Fail, "subscribe", null, ex.Message);
             }
+            finally
+            {
+                _progress.Release(); // the stream ended: wake WaitForAsync
+            }
         }, CancellationToken.None);
 
-        public async Task WaitForAsync(ulong head, TimeSpan timeout)
+        /// <summary>
+        /// Waits until the subscriber has reached <paramref name="head"/> — or, for a revoked reader
+        /// (<paramref name="fenced"/>), until its stream has ended: the server ends it after RevokeCapability has
+        /// returned (docs/server.md, fence on streams), so the end may still be on its way when the reader already
+        /// holds every op up to the fence. Either way at most <paramref name="timeout"/>.
+        /// </summary>
+        public async Task WaitForAsync(ulong head, bool fenced, TimeSpan timeout)
         {
-            var until = DateTime.UtcNow + timeout;
-            while ((ulong)Interlocked.Read(ref _last) < head && DateTime.UtcNow < until && !_task.IsCompleted)
+            var clock = Stopwatch.StartNew();
+            TimeSpan? caughtUp = null;
+            while (clock.Elapsed < timeout && !_task.IsCompleted)
             {
+                if ((ulong)Interlocked.Read(ref _last) >= head)
+                {
+                    caughtUp ??= clock.Elapsed;
+                    if (!fenced)
+                    {
+                        return;
+                    }
+                }
+
                 await _progress.WaitAsync(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+            }
+
+            if (fenced && caughtUp is { } at && _task.IsCompleted)
+            {
+                var after = clock.Elapsed - at;
+                history.Add(name, EventType.Info, "fence end", null, string.Create(CultureInfo.InvariantCulture, $"the stream ended {after.TotalMilliseconds:0.0} ms after the reader held every op up to the head"));
             }
         }
 

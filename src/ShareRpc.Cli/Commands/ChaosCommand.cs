@@ -2,14 +2,16 @@ using System.CommandLine;
 using System.Globalization;
 using ShareRpc.Chaos.Checker;
 using ShareRpc.Chaos.Faults;
+using ShareRpc.Chaos.Postgres;
 using ShareRpc.Chaos.Scenarios;
 
 namespace ShareRpc.Cli.Commands;
 
 /// <summary>
 /// <c>sharerpc chaos</c>: seeded fault scenarios against an in-process server over the real wire, real-process
-/// crash loops, and the canary (docs/chaos.md). Exit 0 only with zero violations; <c>--canary</c> exits 3 when
-/// the checker catches the deliberately broken server (anything else is a failure of the harness).
+/// crash loops, and the canary (docs/chaos.md), on the embedded SQLite store (default) or on PostgreSQL
+/// (<c>--store postgres [--pg CONNSTRING]</c>; without --pg a throwaway cluster). Exit 0 only with zero violations;
+/// <c>--canary</c> exits 3 when the checker catches the deliberately broken server (anything else is a failure of the harness).
 /// </summary>
 internal static class ChaosCommand
 {
@@ -28,15 +30,39 @@ internal static class ChaosCommand
         var producers = new Option<int>("--producers") { Description = "Most producers per share.", DefaultValueFactory = _ => 3 };
         var ops = new Option<int>("--ops") { Description = "Most ops per producer.", DefaultValueFactory = _ => 16 };
         var verbose = new Option<bool>("--verbose") { Description = "Print one line per scenario." };
+        var store = new Option<string>("--store") { Description = "The servers' store: sqlite (embedded) or postgres (a schema per scenario, a database per crash loop, each dropped after).", DefaultValueFactory = _ => "sqlite" };
+        store.AcceptOnlyFromAmong("sqlite", "postgres");
+        var pg = new Option<string?>("--pg") { Description = "PostgreSQL connection string (with --store postgres; its user may CREATE DATABASE for crash loops). Default: a throwaway cluster (initdb, loopback, fsync off), stopped at the end." };
         var command = new Command("chaos", "Failure-injection harness: seeded scenarios, crash loops, canary; prints a table, exits 0 only with zero violations.")
         {
-            seeds, seedStart, crashLoops, canary, parallel, faults, rate, shares, producers, ops, verbose,
+            seeds, seedStart, crashLoops, canary, parallel, faults, rate, shares, producers, ops, verbose, store, pg,
         };
         command.Subcommands.Add(Writer());
         command.SetAction(async (parse, ct) =>
         {
+            var postgres = parse.GetValue(store) == "postgres";
+            var connectionString = parse.GetValue(pg);
+            if (!postgres && connectionString is not null)
+            {
+                Console.Error.WriteLine("chaos: --pg is only used with --store postgres.");
+                return 2;
+            }
+
+            ThrowawayPostgres? throwaway = null;
             try
             {
+                if (postgres && string.IsNullOrWhiteSpace(connectionString))
+                {
+                    Console.WriteLine("postgres: starting a throwaway cluster (initdb in a temp directory, 127.0.0.1 only, fsync off: the harness kills ShareRpc servers, never the database)");
+                    throwaway = await ThrowawayPostgres.StartAsync(fsync: false, ct: ct);
+                    connectionString = throwaway.ConnectionString();
+                    Console.WriteLine($"postgres: throwaway cluster on 127.0.0.1:{throwaway.Port} ({throwaway.RootDirectory}), stopped at the end");
+                }
+                else if (postgres)
+                {
+                    Console.WriteLine($"postgres: {ChaosPostgres.Describe(connectionString!)} (a schema per scenario, a database per crash loop, each dropped after)");
+                }
+
                 var options = new ScenarioOptions
                 {
                     Faults = FaultMix.Parse(parse.GetValue(faults), parse.GetValue(rate)),
@@ -46,6 +72,7 @@ internal static class ChaosCommand
                         MaxProducers = Math.Max(1, parse.GetValue(producers)),
                         MaxOpsPerProducer = Math.Max(4, parse.GetValue(ops)),
                     },
+                    PostgresConnectionString = postgres ? connectionString : null,
                 };
                 var p = Math.Max(1, parse.GetValue(parallel));
                 var beVerbose = parse.GetValue(verbose);
@@ -57,9 +84,9 @@ internal static class ChaosCommand
                 var report = new ChaosReport();
                 await ChaosRun.RunSeedsAsync(parse.GetValue(seedStart), parse.GetValue(seeds), options, p, report, r =>
                 {
-                    if (beVerbose || r.Violations.Count > 0)
+                    if (beVerbose || r.Violations.Count > 0 || r.ServerErrors.Count > 0)
                     {
-                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seed {r.Seed}: {r.Ops} ops, {r.Faults.Values.Sum()} faults, {r.Violations.Count} violations, {r.Duration.TotalMilliseconds:0} ms"));
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seed {r.Seed}: {r.Ops} ops, {r.Faults.Values.Sum()} faults, {r.Violations.Count} violations, {r.Duration.TotalMilliseconds:0} ms{(r.ServerErrors.Count > 0 ? $", {r.ServerErrors.Count} server errors" : "")}"));
                     }
                 }, ct);
                 var loops = parse.GetValue(crashLoops);
@@ -69,7 +96,7 @@ internal static class ChaosCommand
                     var clock = System.Diagnostics.Stopwatch.StartNew();
                     await Parallel.ForEachAsync(Enumerable.Range(parse.GetValue(seedStart), loops), new ParallelOptions { MaxDegreeOfParallelism = 2, CancellationToken = ct }, async (seed, _) =>
                     {
-                        var r = await CrashLoop.RunAsync(seed, cli);
+                        var r = await CrashLoop.RunAsync(seed, cli, postgres: options.PostgresConnectionString);
                         report.Add(r);
                         if (beVerbose || r.Violations.Count > 0)
                         {
@@ -91,6 +118,13 @@ internal static class ChaosCommand
             {
                 Console.Error.WriteLine("chaos: harness failure: " + e);
                 return 2;
+            }
+            finally
+            {
+                if (throwaway is not null)
+                {
+                    await throwaway.DisposeAsync();
+                }
             }
         });
         return command;
