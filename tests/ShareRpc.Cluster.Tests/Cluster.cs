@@ -50,10 +50,16 @@ public sealed class Cluster : IAsyncDisposable
         var cluster = new Cluster(cs);
         try
         {
-            var ports = Enumerable.Range(0, nodes).Select(_ => ChildProcess.FreePort()).ToArray();
+            // The balancer binds first, so a node's port (bound, released, then bound by the node) can never be its port.
+            var ports = new int[nodes];
             if (balanced) cluster.Balancer = new TcpBalancer(() => ports);
             // Sequentially: the first start migrates the schema; the others find it done (both orders are safe, see docs/postgres.md).
-            for (var i = 0; i < nodes; i++) cluster._nodes.Add(await cluster.StartNodeAsync(((char)('A' + i)).ToString(), ports[i]));
+            for (var i = 0; i < nodes; i++)
+            {
+                var node = await cluster.StartNodeAsync(((char)('A' + i)).ToString());
+                ports[i] = node.Port;
+                cluster._nodes.Add(node);
+            }
             return cluster;
         }
         catch
@@ -63,13 +69,34 @@ public sealed class Cluster : IAsyncDisposable
         }
     }
 
-    private async Task<Node> StartNodeAsync(string name, int port)
+    /// <summary>
+    /// Starts a node on a free port. A port found free can be taken before the node binds it (by
+    /// another test's connection): then the node exits "address already in use" and is started
+    /// again on another port.
+    /// </summary>
+    private async Task<Node> StartNodeAsync(string name)
     {
-        List<string> args = ["serve", "--store", "postgres", "--pg", ConnectionString, "--key-file", KeyFile, "--port", port.ToString()];
-        if (Balancer is not null) args.AddRange(["--public-endpoint", $"127.0.0.1:{Balancer.Port}"]);
-        var process = ChildProcess.Start(CliDll, [.. args]);
-        await process.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal), 60_000);
-        return new Node { Name = name, Port = port, Process = process, Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}") };
+        for (var attempt = 1; ; attempt++)
+        {
+            var port = ChildProcess.FreePort();
+            List<string> args = ["serve", "--store", "postgres", "--pg", ConnectionString, "--key-file", KeyFile, "--port", port.ToString()];
+            if (Balancer is not null) args.AddRange(["--public-endpoint", $"127.0.0.1:{Balancer.Port}"]);
+            var process = ChildProcess.Start(CliDll, [.. args]);
+            try
+            {
+                await process.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal), 60_000);
+                return new Node { Name = name, Port = port, Process = process, Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}") };
+            }
+            catch (InvalidOperationException) when (attempt < 3 && process.HasExited && process.Lines.Any(l => l.Contains("address already in use", StringComparison.OrdinalIgnoreCase)))
+            {
+                await process.DisposeAsync();
+            }
+            catch
+            {
+                await process.DisposeAsync();
+                throw;
+            }
+        }
     }
 
     /// <summary>src/ShareRpc.Cli/bin/&lt;Configuration&gt;/net10.0/sharerpc.dll, next to this test's own configuration.</summary>
