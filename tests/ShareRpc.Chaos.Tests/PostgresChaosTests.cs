@@ -49,7 +49,7 @@ public sealed class PostgresChaosTests(ITestOutputHelper output) : IDisposable
         var results = new System.Collections.Concurrent.ConcurrentBag<CrashLoopResult>();
         await Parallel.ForEachAsync(new[] { 1, 2 }, new ParallelOptions { MaxDegreeOfParallelism = 2 }, async (seed, _) =>
         {
-            var r = await CrashLoop.RunAsync(seed, Cli.Dll, postgres: pg.ConnectionString);
+            var r = await CrashLoop.RunAsync(seed, RepoPaths.CliDll, postgres: pg.ConnectionString);
             results.Add(r);
             report.Add(r);
         });
@@ -146,7 +146,7 @@ public sealed class PostgresChaosTests(ITestOutputHelper output) : IDisposable
     {
         var pg = await PostgresTestServer.SharedAsync();
         var cs = await pg.CreateDatabaseAsync("chaos_cli");
-        await using (var given = ChildProcess.Start(Cli.Dll, "chaos", "--store", "postgres", "--pg", cs, "--seeds", "4", "--seed-start", "900", "--parallel", "2"))
+        await using (var given = ChildProcess.Start(RepoPaths.CliDll, "chaos", "--store", "postgres", "--pg", cs, "--seeds", "4", "--seed-start", "900", "--parallel", "2"))
         {
             Assert.Equal(0, await given.WaitForExitAsync(120_000));
             Assert.Contains(given.Lines, l => l.StartsWith("postgres: ", StringComparison.Ordinal) && l.Contains(ChaosPostgres.Describe(cs), StringComparison.Ordinal));
@@ -158,7 +158,7 @@ public sealed class PostgresChaosTests(ITestOutputHelper output) : IDisposable
         await pg.DropDatabaseAsync(cs);
 
         // Without --pg: a throwaway cluster (fsync off, said so), a crash loop on it, and the cluster gone at the end.
-        await using var throwaway = ChildProcess.Start(Cli.Dll, "chaos", "--store", "postgres", "--seeds", "2", "--crash-loops", "1", "--parallel", "2");
+        await using var throwaway = ChildProcess.Start(RepoPaths.CliDll, "chaos", "--store", "postgres", "--seeds", "2", "--crash-loops", "1", "--parallel", "2");
         Assert.Equal(0, await throwaway.WaitForExitAsync(180_000));
         Assert.Contains(throwaway.Lines, l => l.Contains("fsync off", StringComparison.Ordinal));
         var started = throwaway.Lines.Single(l => l.StartsWith("postgres: throwaway cluster on 127.0.0.1:", StringComparison.Ordinal));

@@ -1,3 +1,4 @@
+using ShareRpc.TestSupport;
 using ShareRpc.Chaos.Checker;
 using ShareRpc.Chaos.Faults;
 using ShareRpc.Chaos.Scenarios;
@@ -29,7 +30,7 @@ public sealed class ScenarioTests(ITestOutputHelper output)
     {
         var report = new ChaosReport();
         await Parallel.ForEachAsync(Enumerable.Range(1, 10), new ParallelOptions { MaxDegreeOfParallelism = 2 }, async (seed, _) =>
-            report.Add(await CrashLoop.RunAsync(seed, Cli.Dll)));
+            report.Add(await CrashLoop.RunAsync(seed, RepoPaths.CliDll)));
         output.WriteLine(report.Table());
         Assert.Equal(10, report.CrashLoops);
         Assert.True(report.Kills >= 30, $"only {report.Kills} kills");
@@ -60,11 +61,11 @@ public sealed class ScenarioTests(ITestOutputHelper output)
     [Fact]
     public async Task Cli_chaos_canary_exits_3_and_a_clean_run_exits_0_with_the_table()
     {
-        await using var canary = ChildProcess.Start(Cli.Dll, "chaos", "--canary", "--parallel", "2");
+        await using var canary = ChildProcess.Start(RepoPaths.CliDll, "chaos", "--canary", "--parallel", "2");
         Assert.Equal(3, await canary.WaitForExitAsync(120_000));
         Assert.Contains(canary.Lines, l => l.StartsWith("canary caught at seed", StringComparison.Ordinal));
 
-        await using var clean = ChildProcess.Start(Cli.Dll, "chaos", "--seeds", "8", "--seed-start", "500", "--parallel", "2");
+        await using var clean = ChildProcess.Start(RepoPaths.CliDll, "chaos", "--seeds", "8", "--seed-start", "500", "--parallel", "2");
         Assert.Equal(0, await clean.WaitForExitAsync(120_000));
         Assert.Contains(clean.Lines, l => l.Trim().StartsWith("scenarios", StringComparison.Ordinal) && l.Trim().EndsWith(" 8", StringComparison.Ordinal));
         Assert.Contains(clean.Lines, l => l.Trim() == "violations");

@@ -81,7 +81,7 @@ public sealed class Cluster : IAsyncDisposable
             var port = ChildProcess.FreePort();
             List<string> args = ["serve", "--store", "postgres", "--pg", ConnectionString, "--key-file", KeyFile, "--port", port.ToString()];
             if (Balancer is not null) args.AddRange(["--public-endpoint", $"127.0.0.1:{Balancer.Port}"]);
-            var process = ChildProcess.Start(CliDll, [.. args]);
+            var process = ChildProcess.Start(RepoPaths.CliDll, [.. args]);
             try
             {
                 await process.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal), 60_000);
@@ -96,19 +96,6 @@ public sealed class Cluster : IAsyncDisposable
                 await process.DisposeAsync();
                 throw;
             }
-        }
-    }
-
-    /// <summary>src/ShareRpc.Cli/bin/&lt;Configuration&gt;/net10.0/sharerpc.dll, next to this test's own configuration.</summary>
-    private static string CliDll
-    {
-        get
-        {
-            var baseDir = new DirectoryInfo(AppContext.BaseDirectory);
-            var root = baseDir;
-            while (root is not null && !File.Exists(Path.Combine(root.FullName, "ShareRpc.sln"))) root = root.Parent;
-            var dll = Path.Combine(root!.FullName, "src", "ShareRpc.Cli", "bin", baseDir.Parent!.Name, baseDir.Name, "sharerpc.dll");
-            return File.Exists(dll) ? dll : throw new FileNotFoundException("Build src/ShareRpc.Cli first.", dll);
         }
     }
 

@@ -1,14 +1,14 @@
+using ShareRpc.TestSupport;
+
 namespace ShareRpc.Docs.Tests;
 
 /// <summary>Where things are: the repository root, and the built programs next to this test's configuration.</summary>
 public static class Repo
 {
-    public static string Root { get; } = FindRoot();
+    public static string Root => RepoPaths.Root;
 
     /// <summary>Release or Debug: the configuration this test assembly was built in.</summary>
-    public static string Configuration => new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
-
-    private static string TargetFramework => new DirectoryInfo(AppContext.BaseDirectory).Name;
+    public static string Configuration => RepoPaths.Configuration;
 
     /// <summary>The dotnet host running these tests (so child processes use the same runtime).</summary>
     public static string Dotnet =>
@@ -16,32 +16,15 @@ public static class Repo
         : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host
         : "dotnet";
 
-    public static string CliDll => Built(Path.Combine("src", "ShareRpc.Cli"), "sharerpc.dll");
+    public static string CliDll => RepoPaths.CliDll;
 
-    public static string QuickstartDll => Built(Path.Combine("examples", "Quickstart"), "Quickstart.dll");
+    public static string QuickstartDll => RepoPaths.Built(Path.Combine("examples", "Quickstart"), "Quickstart.dll");
 
-    public static string GuidesDll => Built(Path.Combine("examples", "Guides"), "Guides.dll");
+    public static string GuidesDll => RepoPaths.Built(Path.Combine("examples", "Guides"), "Guides.dll");
 
     public static string PathOf(string relative) => Path.Combine(Root, relative.Replace('/', Path.DirectorySeparatorChar));
 
     public static string Read(string relative) => File.ReadAllText(PathOf(relative));
-
-    private static string Built(string project, string dll)
-    {
-        var path = Path.Combine(Root, project, "bin", Configuration, TargetFramework, dll);
-        return File.Exists(path) ? path : throw new FileNotFoundException($"Build {project} first.", path);
-    }
-
-    private static string FindRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "ShareRpc.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("ShareRpc.sln not found above " + AppContext.BaseDirectory);
-    }
 }
 
 /// <summary>A temporary directory, removed on dispose.</summary>
