@@ -5,14 +5,14 @@ set -uo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
-# 1. Prerequisites: apt (python grpcio, protoc + grpc plugin), npm (grpc-js, buf), python stubs.
-bash tests/interop/setup.sh || { echo "test.sh: setup failed"; echo "0 passed, 1 failed"; exit 1; }
+# 1. Prerequisites of the conformance peers: apt (python grpcio, protoc + grpc plugin), npm (grpc-js, buf), python stubs.
+bash tests/conformance/setup.sh || { echo "test.sh: setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
 # 1b. PostgreSQL binaries (the PostgreSQL store's tests run on a throwaway cluster, below).
 bash tests/postgres/setup.sh || { echo "test.sh: postgres setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
 # 2. The contract lints clean under buf STANDARD (buf.yaml).
-buf=tests/interop/node/node_modules/.bin/buf
+buf=tests/conformance/node/node_modules/.bin/buf
 if ! "$buf" lint; then
   echo "test.sh: buf lint failed"; echo "0 passed, 1 failed"; exit 1
 fi

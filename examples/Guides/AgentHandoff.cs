@@ -1,10 +1,9 @@
+using Grpc.Core;
+using Sharerpc.Agent.V1;
+using ShareRpc.AgentSession;
 using ShareRpc.Client;
-using ShareRpc.Client.AgentSession;
-using ShareRpc.Client.AgentSession.V1;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Hosting;
-using ShareRpc.Wire;
+using Sharerpc.V1;
 
 namespace ShareRpc.Examples.Guides;
 

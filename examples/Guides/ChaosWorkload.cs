@@ -3,7 +3,6 @@ using ShareRpc.Chaos.Faults;
 using ShareRpc.Chaos.History;
 using ShareRpc.Chaos.Scenarios;
 using ShareRpc.Client;
-using ShareRpc.Protocol.V1;
 
 namespace ShareRpc.Examples.Guides;
 
@@ -35,9 +34,9 @@ public static class ChaosWorkload
         await using var client = new ShareRpcClient(new()
         {
             OutboxPath = Path.Combine(dir, "my-writer.db"),
-            Channel = new() { HttpHandler = new TransportFaultHandler("my-writer", schedule, history) },
-            InitialBackoffMs = 10,
-            MaxBackoffMs = 200,
+            Channel = { DelegatingHandlers = { () => new TransportFaultHandler("my-writer", schedule, history) } },
+            InitialBackoff = TimeSpan.FromMilliseconds(10),
+            MaxBackoff = TimeSpan.FromMilliseconds(200),
         });
         var sturdyRef = await client.EnsureShareAsync(server.Address, "my-workload");
         var writer = client.OpenWriter(sturdyRef);

@@ -4,9 +4,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using ShareRpc.Client;
-using ShareRpc.Server;
-using ShareRpc.Server.Hosting;
-using ShareRpc.Wire;
+using ShareRpc.Server.Diagnostics;
 
 namespace ShareRpc.Examples.Guides;
 
@@ -21,13 +19,13 @@ public static class Operate
         using var certificate = SelfSigned();
 
         // region metrics
-        // The server's meter is "ShareRpc.Server" (ShareEngine.MeterName). Any listener works:
+        // The server's meter is "ShareRpc.Server" (ShareRpcServerDiagnostics.MeterName). Any listener works:
         // OpenTelemetry's AddMeter, dotnet-counters, or a MeterListener as here.
         var totals = new ConcurrentDictionary<string, long>();
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == ShareEngine.MeterName) l.EnableMeasurementEvents(instrument);
+            if (instrument.Meter.Name == ShareRpcServerDiagnostics.MeterName) l.EnableMeasurementEvents(instrument);
         };
         listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => totals.AddOrUpdate(instrument.Name, value, (_, t) => t + value));
         listener.Start();
@@ -44,7 +42,7 @@ public static class Operate
             o.Limits.MaxValueBytes = 64 * 1024;        // a larger value: RESOURCE_EXHAUSTED (limit)
             o.Limits.MaxSubscribersPerShare = 64;
         });
-        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, port, certificate)); // TLS, ALPN h2
+        builder.WebHost.ConfigureKestrel(k => k.ListenShareRpc(IPAddress.Loopback, port, certificate)); // TLS, ALPN h2
         await using var app = builder.Build();
         app.MapShareRpc(); // + grpc.health.v1.Health and server reflection
         await app.StartAsync();

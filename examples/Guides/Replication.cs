@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text;
 using ShareRpc.Client;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Hosting;
+using Sharerpc.V1;
 
 namespace ShareRpc.Examples.Guides;
 

@@ -4,7 +4,7 @@ using ShareRpc.Cli.Commands;
 namespace ShareRpc.Cli;
 
 /// <summary>The sharerpc command line.</summary>
-public static class Program
+internal static class Program
 {
     public static Task<int> Main(string[] args)
     {

@@ -2,14 +2,13 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
 using ShareRpc.Client.Capabilities;
 using ShareRpc.Client.Outbox;
-using ShareRpc.Client.Sending;
 using ShareRpc.Client.Subscribing;
-using ShareRpc.Protocol;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
+using ShareRpc.Client.Transport;
+using Sharerpc.V1;
+using ShareRpcGrpc = Sharerpc.V1.ShareRpc;
 
 namespace ShareRpc.Client;
 
@@ -19,16 +18,24 @@ namespace ShareRpc.Client;
 /// </summary>
 public sealed class ShareRpcClient : IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
+    private readonly ChannelPool _channels;
     private readonly ConcurrentDictionary<string, Lazy<ShareWriter>> _writers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _createLocks = new(StringComparer.Ordinal);
     private readonly Lazy<OutboxStore> _outbox;
     private int _disposed;
 
+    /// <summary>A client with its own channels, built from <paramref name="options"/> (see also <c>AddShareRpcClient</c>).</summary>
     public ShareRpcClient(ShareRpcClientOptions? options = null)
+        : this(options ?? new ShareRpcClientOptions(), handlerFactory: null)
     {
-        Options = options ?? new ShareRpcClientOptions();
+    }
+
+    /// <summary>Dependency injection: each channel's handler chain comes from <c>IHttpClientFactory</c>.</summary>
+    internal ShareRpcClient(ShareRpcClientOptions options, Func<HttpMessageHandler>? handlerFactory)
+    {
+        Options = options;
         Options.Validate();
+        _channels = new ChannelPool(Options.Channel, (Options.InitialBackoff, Options.MaxBackoff), handlerFactory);
         LiveRefs = new LiveRefCache(this);
         _outbox = new Lazy<OutboxStore>(() => OutboxStore.Open(
             Options.OutboxPath ?? throw new InvalidOperationException("Set ShareRpcClientOptions.OutboxPath: writers and share creation need a durable outbox."),
@@ -38,7 +45,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
     public ShareRpcClientOptions Options { get; }
 
     /// <summary>The durable outbox (opened on first use).</summary>
-    public OutboxStore Outbox => _outbox.Value;
+    internal OutboxStore Outbox => _outbox.Value;
 
     internal LiveRefCache LiveRefs { get; }
 
@@ -56,7 +63,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
         CreateShareResponse response;
         try
         {
-            response = await ChannelFor(server).AsyncUnaryCall(ShareRpcMethods.CreateShare, request, UnaryOptions(Options.CreatorToken, cancellationToken)).ResponseAsync.ConfigureAwait(false);
+            response = await Stub(server).CreateShareAsync(request, UnaryOptions(Options.CreatorToken, cancellationToken)).ResponseAsync.ConfigureAwait(false);
         }
         catch (RpcException ex)
         {
@@ -186,7 +193,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
         new ShareSubscription(this, SturdyRef.Parse(sturdyRef), fromCursor, includeSnapshot).ReadAsync(cancellationToken);
 
     public Task<GetSnapshotResponse> GetSnapshotAsync(string sturdyRef, string collection = "", int pageSize = 0, string pageToken = "", CancellationToken cancellationToken = default) =>
-        CallAuthorizedAsync(SturdyRef.Parse(sturdyRef), ShareRpcMethods.GetSnapshot, new GetSnapshotRequest { Collection = collection, PageSize = pageSize, PageToken = pageToken }, cancellationToken);
+        CallAuthorizedAsync(SturdyRef.Parse(sturdyRef), static (stub, r, o) => stub.GetSnapshotAsync(r, o), new GetSnapshotRequest { Collection = collection, PageSize = pageSize, PageToken = pageToken }, cancellationToken);
 
     /// <summary>Every document, following page tokens.</summary>
     public async IAsyncEnumerable<Document> GetAllDocumentsAsync(string sturdyRef, string collection = "", [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -215,16 +222,19 @@ public sealed class ShareRpcClient : IAsyncDisposable
             request.ExpiresAt = Timestamp.FromDateTimeOffset(e);
         }
 
-        return CallAuthorizedAsync(SturdyRef.Parse(sturdyRef), ShareRpcMethods.DelegateCapability, request, cancellationToken);
+        return CallAuthorizedAsync(SturdyRef.Parse(sturdyRef), static (stub, r, o) => stub.DelegateCapabilityAsync(r, o), request, cancellationToken);
     }
 
     /// <summary>Revokes one capability and all it delegated; returns the new epoch.</summary>
     public Task<RevokeCapabilityResponse> RevokeAsync(string sturdyRef, string capabilityId, CancellationToken cancellationToken = default) =>
-        CallAuthorizedAsync(SturdyRef.Parse(sturdyRef), ShareRpcMethods.RevokeCapability, new RevokeCapabilityRequest { CapabilityId = capabilityId }, cancellationToken);
+        CallAuthorizedAsync(SturdyRef.Parse(sturdyRef), s_revoke, new RevokeCapabilityRequest { CapabilityId = capabilityId }, cancellationToken);
 
     /// <summary>Revokes every capability this one delegated (the server keeps the caller's own); returns the new epoch.</summary>
     public Task<RevokeCapabilityResponse> RevokeAllAsync(string sturdyRef, CancellationToken cancellationToken = default) =>
-        CallAuthorizedAsync(SturdyRef.Parse(sturdyRef), ShareRpcMethods.RevokeCapability, new RevokeCapabilityRequest { All = true }, cancellationToken);
+        CallAuthorizedAsync(SturdyRef.Parse(sturdyRef), s_revoke, new RevokeCapabilityRequest { All = true }, cancellationToken);
+
+    private static readonly Func<ShareRpcGrpc.ShareRpcClient, RevokeCapabilityRequest, CallOptions, AsyncUnaryCall<RevokeCapabilityResponse>> s_revoke =
+        static (stub, r, o) => stub.RevokeCapabilityAsync(r, o);
 
     public async ValueTask DisposeAsync()
     {
@@ -246,17 +256,17 @@ public sealed class ShareRpcClient : IAsyncDisposable
             await _outbox.Value.DisposeAsync().ConfigureAwait(false);
         }
 
-        foreach (var c in _channels.Values)
-        {
-            c.Dispose();
-        }
+        _channels.Dispose();
     }
 
-    internal GrpcChannel ChannelFor(string address) =>
-        _channels.GetOrAdd(address.TrimEnd('/'), a => GrpcChannel.ForAddress(a, Options.Channel));
+    /// <summary>The call invoker of the channel to <paramref name="address"/> (one channel per server).</summary>
+    internal CallInvoker InvokerFor(string address) => _channels.Invoker(address);
+
+    /// <summary>The generated client on the channel to <paramref name="address"/>.</summary>
+    internal ShareRpcGrpc.ShareRpcClient Stub(string address) => ShareRpcMethods.Stub(InvokerFor(address));
 
     internal CallOptions UnaryOptions(string? bearer, CancellationToken cancellationToken) =>
-        new(Bearer(bearer), DateTime.UtcNow.AddMilliseconds(Options.UnaryTimeoutMs), cancellationToken);
+        new(Bearer(bearer), Options.TimeProvider.GetUtcNow().UtcDateTime + Options.UnaryTimeout, cancellationToken);
 
     internal static Metadata? Bearer(string? token) =>
         string.IsNullOrEmpty(token) ? null : new Metadata { { "authorization", "Bearer " + token } };
@@ -268,7 +278,8 @@ public sealed class ShareRpcClient : IAsyncDisposable
     /// While revokes keep moving the epoch (each redeem sees a newer one) it redeems again: found by the chaos
     /// harness, where a single redeem lost to the next of several concurrent revokes.
     /// </summary>
-    internal async Task<TResponse> CallAuthorizedAsync<TRequest, TResponse>(SturdyRef sturdyRef, Method<TRequest, TResponse> method, TRequest request, CancellationToken cancellationToken)
+    internal async Task<TResponse> CallAuthorizedAsync<TRequest, TResponse>(SturdyRef sturdyRef,
+        Func<ShareRpcGrpc.ShareRpcClient, TRequest, CallOptions, AsyncUnaryCall<TResponse>> call, TRequest request, CancellationToken cancellationToken)
     {
         ulong lastEpoch = 0;
         var stalled = 0;
@@ -279,7 +290,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
             lastEpoch = Math.Max(lastEpoch, live.Epoch);
             try
             {
-                return await ChannelFor(sturdyRef.Address).AsyncUnaryCall(method, request, UnaryOptions(live.LiveRef, cancellationToken)).ResponseAsync.ConfigureAwait(false);
+                return await call(Stub(sturdyRef.Address), request, UnaryOptions(live.LiveRef, cancellationToken)).ResponseAsync.ConfigureAwait(false);
             }
             catch (RpcException ex)
             {

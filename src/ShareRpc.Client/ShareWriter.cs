@@ -2,8 +2,7 @@ using System.Collections.Concurrent;
 using Google.Protobuf;
 using ShareRpc.Client.Outbox;
 using ShareRpc.Client.Sending;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
+using Sharerpc.V1;
 
 namespace ShareRpc.Client;
 

@@ -13,7 +13,7 @@ namespace ShareRpc.Server.Postgres;
 /// the group committer reruns the whole group. Read views are REPEATABLE READ READ ONLY.
 /// <see cref="RunAsync"/> LISTENs for the NOTIFY every head/epoch update sends at commit.
 /// </summary>
-public sealed class PostgresShareStore : IShareStore, IShareChangeFeed, IDisposable
+internal sealed class PostgresShareStore : IShareStore, IShareChangeFeed, IDisposable
 {
     private readonly NpgsqlDataSource _writes;
     private readonly NpgsqlDataSource _reads;
@@ -57,7 +57,8 @@ public sealed class PostgresShareStore : IShareStore, IShareChangeFeed, IDisposa
         var listenSource = Source(options, ListenApplicationName, 1, pooling: false);
         try
         {
-            await using (var c = await writeSource.OpenConnectionAsync(ct).ConfigureAwait(false))
+            var c = await writeSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+            await using (c.ConfigureAwait(false))
                 await PgSchema.MigrateAsync(c, options.Schema, ct).ConfigureAwait(false);
             return new PostgresShareStore(options, writeSource, readSource, listenSource);
         }
@@ -138,7 +139,8 @@ public sealed class PostgresShareStore : IShareStore, IShareChangeFeed, IDisposa
             {
                 connection = await _listen.OpenConnectionAsync(ct).ConfigureAwait(false);
                 connection.Notification += (_, e) => Deliver(e.Payload, onChange);
-                await using (var listen = new NpgsqlCommand($"LISTEN {Options.Channel}", connection))
+                var listen = new NpgsqlCommand($"LISTEN {Options.Channel}", connection);
+                await using (listen.ConfigureAwait(false))
                     await listen.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 delay = Options.ListenReconnectMinDelay;
                 Interlocked.Increment(ref _listenConnects);
@@ -146,7 +148,8 @@ public sealed class PostgresShareStore : IShareStore, IShareChangeFeed, IDisposa
                 while (true)
                 {
                     if (await connection.WaitAsync(Options.ListenPingInterval, ct).ConfigureAwait(false)) continue;
-                    await using var ping = new NpgsqlCommand("SELECT 1", connection);
+                    var ping = new NpgsqlCommand("SELECT 1", connection);
+                    await using var pingScope = ping.ConfigureAwait(false);
                     await ping.ExecuteScalarAsync(ct).ConfigureAwait(false);
                 }
             }

@@ -5,26 +5,24 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Google.Protobuf.WellKnownTypes;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Apply;
 using ShareRpc.Server.Capabilities;
+using ShareRpc.Server.Diagnostics;
 using ShareRpc.Server.Storage;
 using ShareRpc.Server.Storage.Sqlite;
 using ShareRpc.Server.Subscribe;
-using ShareRpc.Protocol;
+using Sharerpc.V1;
 
 namespace ShareRpc.Server;
 
 /// <summary>
 /// The service logic of all seven RPCs over an <see cref="IShareStore"/>, independent of the
-/// wire: Service/ adapts it to ShareRpc.Wire. Every write goes through one <see cref="GroupCommitter"/>.
+/// wire: Service/ adapts it to Grpc.AspNetCore. Every write goes through one <see cref="GroupCommitter"/>.
 /// </summary>
-public sealed class ShareEngine : IAsyncDisposable
+internal sealed class ShareEngine : IAsyncDisposable
 {
-    public const string MeterName = "ShareRpc.Server";
-    private static readonly Meter s_meter = new(MeterName);
-    private static readonly ActivitySource s_activity = new(MeterName);
+    private static readonly Meter s_meter = new(ShareRpcServerDiagnostics.MeterName);
+    private static readonly ActivitySource s_activity = new(ShareRpcServerDiagnostics.ActivitySourceName);
     private static readonly Counter<long> s_opsApplied = s_meter.CreateCounter<long>("sharerpc.ops.applied", "{op}");
     private static readonly Counter<long> s_opsDuplicate = s_meter.CreateCounter<long>("sharerpc.ops.duplicate", "{op}");
     private static readonly Counter<long> s_opsRejected = s_meter.CreateCounter<long>("sharerpc.ops.rejected", "{op}");
@@ -146,7 +144,8 @@ public sealed class ShareEngine : IAsyncDisposable
     {
         if (!SturdyRef.TryParse(req.SturdyRef, out var sturdy, out var error))
             throw ShareRpcException.InvalidArgument("sturdy_ref", error!);
-        await using var reader = await _store.BeginReadAsync(ct).ConfigureAwait(false);
+        var reader = await _store.BeginReadAsync(ct).ConfigureAwait(false);
+        await using var readerScope = reader.ConfigureAwait(false);
         var share = await reader.GetShareAsync(sturdy!.ShareId, ct).ConfigureAwait(false)
             ?? throw ShareRpcException.NotFound(Reasons.ShareNotFound, $"share {sturdy.ShareId} does not exist");
         var cap = await reader.GetCapabilityAsync(sturdy.CapabilityId, ct).ConfigureAwait(false);

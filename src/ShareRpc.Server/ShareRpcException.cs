@@ -1,8 +1,9 @@
-using ShareRpc.Protocol;
+using Sharerpc.V1;
+
 namespace ShareRpc.Server;
 
 /// <summary>gRPC status codes (same numbers as grpc's), so the core does not depend on the wire layer.</summary>
-public enum ShareRpcStatus
+internal enum ShareRpcStatus
 {
     Ok = 0,
     Cancelled = 1,
@@ -28,7 +29,7 @@ public enum ShareRpcStatus
 /// A call-level failure: a gRPC status, a <c>sharerpc-reason</c>, and for argument errors the
 /// field path (e.g. <c>ops[3].put.key</c>). Maps one to one onto the wire's RpcException.
 /// </summary>
-public sealed class ShareRpcException : Exception
+internal sealed class ShareRpcException : Exception
 {
     public ShareRpcException(ShareRpcStatus status, string reason, string message, string? field = null, Exception? inner = null)
         : base(message, inner)

@@ -1,11 +1,12 @@
+using Grpc.Core;
 using ShareRpc.Chaos.Faults;
 using ShareRpc.Chaos.History;
 using ShareRpc.Chaos.Scenarios;
 using ShareRpc.Client;
 using ShareRpc.Client.Outbox;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server;
-using ShareRpc.Wire;
+using ShareRpc.TestSupport;
+using Sharerpc.V1;
 
 namespace ShareRpc.Chaos.Tests;
 

@@ -1,13 +1,13 @@
+using Grpc.Core;
 using ShareRpc.Chaos.Checker;
 using ShareRpc.Chaos.Faults;
 using ShareRpc.Chaos.History;
 using ShareRpc.Chaos.Postgres;
 using ShareRpc.Chaos.Scenarios;
 using ShareRpc.Client;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Postgres;
 using ShareRpc.TestSupport;
-using ShareRpc.Wire;
+using Sharerpc.V1;
 using Xunit.Abstractions;
 
 namespace ShareRpc.Chaos.Tests;
@@ -146,9 +146,9 @@ public sealed class PostgresChaosTests(ITestOutputHelper output) : IDisposable
     {
         var pg = await PostgresTestServer.SharedAsync();
         var cs = await pg.CreateDatabaseAsync("chaos_cli");
-        await using (var given = ChildProcess.Start(RepoPaths.CliDll, "chaos", "--store", "postgres", "--pg", cs, "--seeds", "4", "--seed-start", "900", "--parallel", "2"))
+        await using (var given = TestProcess.Start(RepoPaths.CliDll, "chaos", "--store", "postgres", "--pg", cs, "--seeds", "4", "--seed-start", "900", "--parallel", "2"))
         {
-            Assert.Equal(0, await given.WaitForExitAsync(120_000));
+            Assert.Equal(0, await given.WaitForExitAsync(TimeSpan.FromSeconds(120)));
             Assert.Contains(given.Lines, l => l.StartsWith("postgres: ", StringComparison.Ordinal) && l.Contains(ChaosPostgres.Describe(cs), StringComparison.Ordinal));
             Assert.Contains(given.Lines, l => l.Trim().StartsWith("store", StringComparison.Ordinal) && l.Trim().EndsWith(" postgres", StringComparison.Ordinal));
             Assert.Contains(given.Lines, l => l.Trim().StartsWith("scenarios", StringComparison.Ordinal) && l.Trim().EndsWith(" 4", StringComparison.Ordinal));
@@ -158,8 +158,8 @@ public sealed class PostgresChaosTests(ITestOutputHelper output) : IDisposable
         await pg.DropDatabaseAsync(cs);
 
         // Without --pg: a throwaway cluster (fsync off, said so), a crash loop on it, and the cluster gone at the end.
-        await using var throwaway = ChildProcess.Start(RepoPaths.CliDll, "chaos", "--store", "postgres", "--seeds", "2", "--crash-loops", "1", "--parallel", "2");
-        Assert.Equal(0, await throwaway.WaitForExitAsync(180_000));
+        await using var throwaway = TestProcess.Start(RepoPaths.CliDll, "chaos", "--store", "postgres", "--seeds", "2", "--crash-loops", "1", "--parallel", "2");
+        Assert.Equal(0, await throwaway.WaitForExitAsync(TimeSpan.FromSeconds(180)));
         Assert.Contains(throwaway.Lines, l => l.Contains("fsync off", StringComparison.Ordinal));
         var started = throwaway.Lines.Single(l => l.StartsWith("postgres: throwaway cluster on 127.0.0.1:", StringComparison.Ordinal));
         var dir = started[(started.IndexOf('(', StringComparison.Ordinal) + 1)..started.IndexOf(')', StringComparison.Ordinal)];

@@ -1,8 +1,8 @@
 using ShareRpc.Chaos.History;
 using ShareRpc.Chaos.Scenarios;
 using ShareRpc.Client;
-using ShareRpc.Protocol.V1;
 using ShareRpc.TestSupport;
+using Sharerpc.V1;
 
 namespace ShareRpc.Chaos.Tests;
 

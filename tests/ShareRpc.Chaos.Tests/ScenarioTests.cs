@@ -1,12 +1,11 @@
-using ShareRpc.TestSupport;
+using Grpc.Core;
 using ShareRpc.Chaos.Checker;
 using ShareRpc.Chaos.Faults;
 using ShareRpc.Chaos.Scenarios;
 using ShareRpc.Client;
-using ShareRpc.Client.Outbox;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Storage;
-using ShareRpc.Wire;
+using ShareRpc.TestSupport;
+using Sharerpc.V1;
 using Xunit.Abstractions;
 using OpOutcome = ShareRpc.Client.Outbox.OpOutcome;
 
@@ -61,12 +60,12 @@ public sealed class ScenarioTests(ITestOutputHelper output)
     [Fact]
     public async Task Cli_chaos_canary_exits_3_and_a_clean_run_exits_0_with_the_table()
     {
-        await using var canary = ChildProcess.Start(RepoPaths.CliDll, "chaos", "--canary", "--parallel", "2");
-        Assert.Equal(3, await canary.WaitForExitAsync(120_000));
+        await using var canary = TestProcess.Start(RepoPaths.CliDll, "chaos", "--canary", "--parallel", "2");
+        Assert.Equal(3, await canary.WaitForExitAsync(TimeSpan.FromSeconds(120)));
         Assert.Contains(canary.Lines, l => l.StartsWith("canary caught at seed", StringComparison.Ordinal));
 
-        await using var clean = ChildProcess.Start(RepoPaths.CliDll, "chaos", "--seeds", "8", "--seed-start", "500", "--parallel", "2");
-        Assert.Equal(0, await clean.WaitForExitAsync(120_000));
+        await using var clean = TestProcess.Start(RepoPaths.CliDll, "chaos", "--seeds", "8", "--seed-start", "500", "--parallel", "2");
+        Assert.Equal(0, await clean.WaitForExitAsync(TimeSpan.FromSeconds(120)));
         Assert.Contains(clean.Lines, l => l.Trim().StartsWith("scenarios", StringComparison.Ordinal) && l.Trim().EndsWith(" 8", StringComparison.Ordinal));
         Assert.Contains(clean.Lines, l => l.Trim() == "violations");
     }

@@ -2,14 +2,16 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using ShareRpc.Client.DependencyInjection;
-using ShareRpc.Protocol.V1;
+using ShareRpc.Chaos.Faults;
+using ShareRpc.Chaos.History;
+using ShareRpc.TestSupport;
+using Sharerpc.V1;
 
 namespace ShareRpc.Client.Tests;
 
 public sealed class DependencyInjectionTests : IAsyncLifetime
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan s_patience = TimeSpan.FromSeconds(30);
     private readonly TempDir _dir = new();
     private InProcessServer _server = null!;
 
@@ -28,9 +30,9 @@ public sealed class DependencyInjectionTests : IAsyncLifetime
         services.AddShareRpcClient(o =>
         {
             o.OutboxPath = _dir.File("di.db");
-            o.InitialBackoffMs = 10;
+            o.InitialBackoff = TimeSpan.FromMilliseconds(10);
         });
-        services.AddShareRpcClient(o => o.MaxBackoffMs = 300); // a second call adds to the same options
+        services.AddShareRpcClient(o => o.MaxBackoff = TimeSpan.FromMilliseconds(300)); // a second call adds to the same options
 
         ShareRpcClient client;
         string sturdy;
@@ -38,13 +40,14 @@ public sealed class DependencyInjectionTests : IAsyncLifetime
         {
             client = provider.GetRequiredService<ShareRpcClient>();
             Assert.Same(client, provider.GetRequiredService<ShareRpcClient>());
-            Assert.Same(provider.GetRequiredService<IOptions<ShareRpcClientOptions>>().Value, client.Options);
-            Assert.Equal((_dir.File("di.db"), 10, 300), (client.Options.OutboxPath, client.Options.InitialBackoffMs, client.Options.MaxBackoffMs));
+            Assert.Same(provider.GetRequiredService<IOptionsMonitor<ShareRpcClientOptions>>().Get(ShareRpcClientServiceCollectionExtensions.DefaultName), client.Options);
+            Assert.Same(client, provider.GetRequiredKeyedService<ShareRpcClient>(ShareRpcClientServiceCollectionExtensions.DefaultName));
+            Assert.Equal((_dir.File("di.db"), TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(300)), (client.Options.OutboxPath, client.Options.InitialBackoff, client.Options.MaxBackoff));
 
             sturdy = await client.EnsureShareAsync(_server.Address, "di-session");
             var writer = client.OpenWriter(sturdy);
             var op = await writer.PutAsync("c", "k", new byte[] { 1 });
-            Assert.Equal(OpStatus.Applied, (await op.Acked.WaitAsync(Patience)).Status);
+            Assert.Equal(OpStatus.Applied, (await op.Acked.WaitAsync(s_patience)).Status);
         }
 
         // Disposed with the container.
@@ -87,28 +90,87 @@ public sealed class DependencyInjectionTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_handler_from_IHttpClientFactory_carries_the_calls()
+    public async Task Handlers_added_on_the_returned_http_client_builder_carry_every_call_of_the_client()
     {
         var counter = new CountingHandler();
         var services = new ServiceCollection();
-        services.AddHttpClient("sharerpc")
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { EnableMultipleHttp2Connections = true })
-            .AddHttpMessageHandler(() => counter);
-        services.AddShareRpcClient((o, sp) =>
-        {
-            o.OutboxPath = _dir.File("factory.db");
-            o.Channel.HttpHandler = sp.GetRequiredService<IHttpMessageHandlerFactory>().CreateHandler("sharerpc");
-        });
+        services.AddShareRpcClient(o => o.OutboxPath = _dir.File("factory.db"))
+            .AddHttpMessageHandler(() => counter); // IHttpClientFactory sets its inner handler, as for any named client
 
         await using var provider = services.BuildServiceProvider();
         var client = provider.GetRequiredService<ShareRpcClient>();
         var sturdy = await client.EnsureShareAsync(_server.Address, "factory-session");
         var writer = client.OpenWriter(sturdy);
         var op = await writer.PutAsync("c", "k", new byte[] { 1 });
-        await writer.FlushAsync().WaitAsync(Patience);
+        await writer.FlushAsync().WaitAsync(s_patience);
         Assert.Equal(OpStatus.Applied, (await op.Acked).Status);
         Assert.Contains(counter.Paths, p => p.EndsWith("/CreateShare", StringComparison.Ordinal));
+        Assert.Contains(counter.Paths, p => p.EndsWith("/RedeemShare", StringComparison.Ordinal));
         Assert.Contains(counter.Paths, p => p.EndsWith("/AppendOps", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_primary_handler_configured_on_the_builder_replaces_the_tuned_one()
+    {
+        var primary = new CountingHandler { InnerHandler = new SocketsHttpHandler() };
+        var services = new ServiceCollection();
+        services.AddShareRpcClient(o => o.OutboxPath = _dir.File("primary.db"))
+            .ConfigurePrimaryHttpMessageHandler(() => primary);
+
+        await using var provider = services.BuildServiceProvider();
+        var client = provider.GetRequiredService<ShareRpcClient>();
+        var live = await client.RedeemAsync(await client.EnsureShareAsync(_server.Address, "primary-session"));
+        Assert.Equal(0UL, live.Cursor);
+        Assert.Contains(primary.Paths, p => p.EndsWith("/RedeemShare", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Named_clients_have_their_own_options_http_client_and_outbox()
+    {
+        var services = new ServiceCollection();
+        var countA = new CountingHandler();
+        var countB = new CountingHandler();
+        services.AddShareRpcClient("agent-a", (o, _) => o.OutboxPath = _dir.File("a.db")).AddHttpMessageHandler(() => countA);
+        services.AddShareRpcClient("agent-b", (o, _) => o.OutboxPath = _dir.File("b.db")).AddHttpMessageHandler(() => countB);
+
+        await using var provider = services.BuildServiceProvider();
+        var a = provider.GetRequiredKeyedService<ShareRpcClient>("agent-a");
+        var b = provider.GetRequiredKeyedService<ShareRpcClient>("agent-b");
+        Assert.NotSame(a, b);
+        Assert.Equal((_dir.File("a.db"), _dir.File("b.db")), (a.Options.OutboxPath, b.Options.OutboxPath));
+        Assert.Null(provider.GetService<ShareRpcClient>()); // no default client was registered
+
+        await a.EnsureShareAsync(_server.Address, "named-a");
+        Assert.Contains(countA.Paths, p => p.EndsWith("/CreateShare", StringComparison.Ordinal));
+        Assert.Empty(countB.Paths);
+    }
+
+    [Fact]
+    public async Task The_chaos_transport_fault_handler_plugs_in_with_AddHttpMessageHandler_and_no_op_is_lost_or_doubled()
+    {
+        // The first ack frame the server sends is dropped after the commit: the writer must replay, and get DUPLICATE.
+        var history = new OpHistory();
+        var schedule = new FaultSchedule([new ScheduledFault("w", "response", 0, FaultKind.DropResponse, 0)]);
+        var services = new ServiceCollection();
+        services.AddShareRpcClient(o =>
+            {
+                o.OutboxPath = _dir.File("faults.db");
+                o.InitialBackoff = TimeSpan.FromMilliseconds(10);
+            })
+            .AddHttpMessageHandler(() => new TransportFaultHandler("w", schedule, history));
+
+        await using var provider = services.BuildServiceProvider();
+        var client = provider.GetRequiredService<ShareRpcClient>();
+        var sturdy = await client.EnsureShareAsync(_server.Address, "faults-session");
+        var writer = client.OpenWriter(sturdy);
+        var ops = new List<PendingOp>();
+        for (var i = 0; i < 3; i++) ops.Add(await writer.PutAsync("c", "k" + i, new byte[] { (byte)i }));
+        await writer.FlushAsync().WaitAsync(s_patience);
+
+        Assert.Contains(history.Events, e => e.Type == EventType.Fault && e.What == FaultKind.DropResponse.Name());
+        var outcomes = await Task.WhenAll(ops.Select(o => o.Acked));
+        Assert.Equal([1UL, 2UL, 3UL], outcomes.Select(o => o.Cursor).Order());
+        Assert.Equal(3UL, (await client.RedeemAsync(sturdy)).Cursor); // applied once each: nothing twice
     }
 
     private sealed class CountingHandler : DelegatingHandler

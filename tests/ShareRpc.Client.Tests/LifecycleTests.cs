@@ -1,5 +1,6 @@
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
+using Grpc.Core;
+using ShareRpc.TestSupport;
+using Sharerpc.V1;
 
 namespace ShareRpc.Client.Tests;
 
@@ -12,8 +13,8 @@ public sealed class LifecycleTests : IDisposable
     [Fact]
     public async Task A_share_the_server_forgot_is_not_found_and_recreate_makes_a_new_one_under_the_same_key()
     {
-        var port = CliProcess.FreePort();
-        await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("o.db"), InitialBackoffMs = 10, MaxBackoffMs = 100 });
+        var port = Ports.Free();
+        await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("o.db"), InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(100) });
         string first;
         await using (var server = await InProcessServer.StartAsync(port: port))
         {

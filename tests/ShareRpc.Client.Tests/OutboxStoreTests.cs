@@ -1,6 +1,6 @@
 using Google.Protobuf;
 using ShareRpc.Client.Outbox;
-using ShareRpc.Protocol.V1;
+using Sharerpc.V1;
 
 namespace ShareRpc.Client.Tests;
 

@@ -1,6 +1,8 @@
 using System.Text;
-using ShareRpc.Chaos.Scenarios;
-using ShareRpc.Protocol.V1;
+using Grpc.Core;
+using ShareRpc.TestSupport;
+using Sharerpc.V1;
+using static ShareRpc.TestSupport.Calls;
 
 namespace ShareRpc.Client.Tests;
 
@@ -11,9 +13,9 @@ public sealed class ProcessTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private async Task<(ChildProcess Server, string Address)> StartServerAsync(int port)
+    private async Task<(TestProcess Server, string Address)> StartServerAsync(int port)
     {
-        var server = CliProcess.Start("serve", "--port", port.ToString(), "--data", _dir.File("server"));
+        var server = TestProcess.Start(RepoPaths.CliDll, "serve", "--port", port.ToString(), "--data", _dir.File("server"));
         var line = await server.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal));
         return (server, line["listening on ".Length..]);
     }
@@ -47,9 +49,9 @@ public sealed class ProcessTests : IDisposable
     [Fact]
     public async Task Server_killed_mid_stream_and_restarted_every_op_applied_once_in_seq_order()
     {
-        var port = CliProcess.FreePort();
+        var port = Ports.Free();
         var (server, address) = await StartServerAsync(port);
-        await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("outbox.db"), InitialBackoffMs = 20, MaxBackoffMs = 300 });
+        await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("outbox.db"), InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromMilliseconds(300) });
         var sturdy = await client.EnsureShareAsync(address, "session-server-kill");
         var writer = client.OpenWriter(sturdy);
         var pending = new List<PendingOp>();
@@ -81,16 +83,16 @@ public sealed class ProcessTests : IDisposable
     [InlineData("--fault-hold-before-ack", "fault: holding before ack")]
     public async Task Client_killed_then_restarted_on_the_same_outbox_finishes_each_op_once(string fault, string marker)
     {
-        var (server, address) = await StartServerAsync(CliProcess.FreePort());
+        var (server, address) = await StartServerAsync(Ports.Free());
         await using var _ = server;
         var outbox = _dir.File("writer.db");
-        var create = CliProcess.Start("create", "--server", address, "--key", "session-client-kill", "--outbox", outbox);
+        var create = TestProcess.Start(RepoPaths.CliDll, "create", "--server", address, "--key", "session-client-kill", "--outbox", outbox);
         Assert.Equal(0, await create.WaitForExitAsync());
         var sturdy = create.Lines.Single(l => l.StartsWith("sharerpc://", StringComparison.Ordinal));
 
         var input = _dir.File("ops.jsonl");
         await File.WriteAllLinesAsync(input, Enumerable.Range(0, 200).Select(i => $"{{\"op\":\"put\",\"collection\":\"c\",\"key\":\"k{i}\",\"value\":\"v{i}\"}}"));
-        await using (var first = CliProcess.Start("append", "--ref", sturdy, "--outbox", outbox, "--file", input, fault))
+        await using (var first = TestProcess.Start(RepoPaths.CliDll, "append", "--ref", sturdy, "--outbox", outbox, "--file", input, fault))
         {
             await first.WaitForLineAsync(l => l.StartsWith(marker, StringComparison.Ordinal));
             await first.KillAsync();
@@ -118,7 +120,7 @@ public sealed class ProcessTests : IDisposable
         // A new process on the same outbox: resumes what the dead one left, sends nothing new.
         var empty = _dir.File("empty.jsonl");
         await File.WriteAllTextAsync(empty, "");
-        var second = CliProcess.Start("append", "--ref", sturdy, "--outbox", outbox, "--file", empty);
+        var second = TestProcess.Start(RepoPaths.CliDll, "append", "--ref", sturdy, "--outbox", outbox, "--file", empty);
         Assert.Equal(0, await second.WaitForExitAsync());
 
         var log = await ReadLogAsync(observer, sturdy);
@@ -132,9 +134,9 @@ public sealed class ProcessTests : IDisposable
     [Fact]
     public async Task Sigterm_drains_open_streams_end_unavailable_acked_ops_stay_and_the_process_exits_cleanly()
     {
-        var port = CliProcess.FreePort();
+        var port = Ports.Free();
         var (server, address) = await StartServerAsync(port);
-        await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("drain.db"), InitialBackoffMs = 20, MaxBackoffMs = 200 });
+        await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("drain.db"), InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromMilliseconds(200) });
         var sturdy = await client.EnsureShareAsync(address, "session-drain");
         var writer = client.OpenWriter(sturdy);
         var first = new List<PendingOp>();
@@ -145,27 +147,24 @@ public sealed class ProcessTests : IDisposable
 
         await writer.FlushAsync();
 
-        // An open Subscribe stream, read with the raw wire client so its end status is visible.
+        // An open Subscribe stream, read with the plain generated client so its end status is visible.
         var live = await client.RedeemAsync(sturdy);
-        using var channel = Wire.GrpcChannel.ForAddress(address);
-        using var sub = channel.AsyncServerStreamingCall(
-            Protocol.ShareRpcMethods.Subscribe,
-            new SubscribeRequest { FromCursor = 0 },
-            new Wire.CallOptions(new Wire.Metadata { { "authorization", "Bearer " + live.LiveRef } }));
+        using var channel = Channel(address);
+        using var sub = Stub(channel).Subscribe(new SubscribeRequest { FromCursor = 0 }, Bearer(live.LiveRef));
         for (var i = 0; i < 100; i++)
         {
             Assert.True(await sub.ResponseStream.MoveNext());
         }
 
         server.Terminate();
-        var ended = await Assert.ThrowsAsync<Wire.RpcException>(async () =>
+        var ended = await Assert.ThrowsAsync<RpcException>(async () =>
         {
             while (await sub.ResponseStream.MoveNext())
             {
             }
         });
-        Assert.Equal(Wire.StatusCode.Unavailable, ended.StatusCode);
-        Assert.Equal(0, await server.WaitForExitAsync(30_000));
+        Assert.Equal(StatusCode.Unavailable, ended.StatusCode);
+        Assert.Equal(0, await server.WaitForExitAsync(TimeSpan.FromSeconds(30)));
 
         // Restarted on the same data: everything acked before the drain is there, once.
         await using var restarted = (await StartServerAsync(port)).Server;
@@ -175,10 +174,10 @@ public sealed class ProcessTests : IDisposable
     [Fact]
     public async Task Cli_append_reports_outcomes_tail_prints_json_lines_and_outbox_status_reads_the_file()
     {
-        var (server, address) = await StartServerAsync(CliProcess.FreePort());
+        var (server, address) = await StartServerAsync(Ports.Free());
         await using var _ = server;
         var outbox = _dir.File("cli.db");
-        var create = CliProcess.Start("create", "--server", address, "--key", "session-cli", "--outbox", outbox);
+        var create = TestProcess.Start(RepoPaths.CliDll, "create", "--server", address, "--key", "session-cli", "--outbox", outbox);
         Assert.Equal(0, await create.WaitForExitAsync());
         var sturdy = create.Lines.Single(l => l.StartsWith("sharerpc://", StringComparison.Ordinal));
 
@@ -190,24 +189,24 @@ public sealed class ProcessTests : IDisposable
             "",
             """{"op":"delete","collection":"notes","key":"a"}""",
         });
-        var append = CliProcess.Start("append", "--ref", sturdy, "--outbox", outbox, "--file", input);
+        var append = TestProcess.Start(RepoPaths.CliDll, "append", "--ref", sturdy, "--outbox", outbox, "--file", input);
         Assert.Equal(0, await append.WaitForExitAsync());
         Assert.Contains("applied 3, duplicate 0, rejected 0", append.Lines);
 
-        var tail = CliProcess.Start("tail", "--ref", sturdy, "--from", "2", "--count", "2");
+        var tail = TestProcess.Start(RepoPaths.CliDll, "tail", "--ref", sturdy, "--from", "2", "--count", "2");
         Assert.Equal(0, await tail.WaitForExitAsync());
         var json = tail.Lines.Where(l => l.StartsWith('{')).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToArray();
         Assert.Equal(2, json.Length);
         Assert.Equal(("append", "log", "2", "{\"n\":1}"), (json[0].GetProperty("op").GetString(), json[0].GetProperty("collection").GetString(), json[0].GetProperty("key").GetString(), json[0].GetProperty("value").GetString()));
         Assert.Equal(("delete", 3UL), (json[1].GetProperty("op").GetString(), json[1].GetProperty("cursor").GetUInt64()));
 
-        var status = CliProcess.Start("outbox", "status", "--outbox", outbox);
+        var status = TestProcess.Start(RepoPaths.CliDll, "outbox", "status", "--outbox", outbox);
         Assert.Equal(0, await status.WaitForExitAsync());
         Assert.Contains(status.Lines, l => l.Contains("pending 0,", StringComparison.Ordinal) && l.Contains("next seq 4", StringComparison.Ordinal));
 
         var bad = _dir.File("bad.jsonl");
         await File.WriteAllTextAsync(bad, """{"op":"upsert","collection":"c","key":"k"}""");
-        var refused = CliProcess.Start("append", "--ref", sturdy, "--outbox", outbox, "--file", bad);
+        var refused = TestProcess.Start(RepoPaths.CliDll, "append", "--ref", sturdy, "--outbox", outbox, "--file", bad);
         Assert.NotEqual(0, await refused.WaitForExitAsync());
         Assert.Contains(refused.Lines, l => l.Contains("line 1", StringComparison.Ordinal) && l.Contains("put, delete or append", StringComparison.Ordinal));
     }
@@ -215,11 +214,11 @@ public sealed class ProcessTests : IDisposable
     [Fact]
     public async Task Ensure_share_from_two_processes_on_one_outbox_yields_one_share()
     {
-        var (server, address) = await StartServerAsync(CliProcess.FreePort());
+        var (server, address) = await StartServerAsync(Ports.Free());
         await using var _ = server;
         var outbox = _dir.File("shared.db");
-        var a = CliProcess.Start("create", "--server", address, "--key", "session-two-procs", "--outbox", outbox);
-        var b = CliProcess.Start("create", "--server", address, "--key", "session-two-procs", "--outbox", outbox);
+        var a = TestProcess.Start(RepoPaths.CliDll, "create", "--server", address, "--key", "session-two-procs", "--outbox", outbox);
+        var b = TestProcess.Start(RepoPaths.CliDll, "create", "--server", address, "--key", "session-two-procs", "--outbox", outbox);
         Assert.Equal(0, await a.WaitForExitAsync());
         Assert.Equal(0, await b.WaitForExitAsync());
         var refA = a.Lines.Single(l => l.StartsWith("sharerpc://", StringComparison.Ordinal));

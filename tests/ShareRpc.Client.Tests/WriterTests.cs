@@ -1,7 +1,7 @@
 using System.Text;
-using ShareRpc.Client.Outbox;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
+using Grpc.Core;
+using ShareRpc.TestSupport;
+using Sharerpc.V1;
 
 namespace ShareRpc.Client.Tests;
 
@@ -18,12 +18,12 @@ public sealed class WriterTests : IAsyncLifetime
         _dir.Dispose();
     }
 
-    private ShareRpcClient NewClient(string outbox = "outbox.db", GrpcChannelOptions? channel = null) => new(new ShareRpcClientOptions
+    private ShareRpcClient NewClient(string outbox = "outbox.db", ShareRpcChannelOptions? channel = null) => new(new ShareRpcClientOptions
     {
         OutboxPath = _dir.File(outbox),
-        Channel = channel ?? new GrpcChannelOptions(),
-        InitialBackoffMs = 10,
-        MaxBackoffMs = 200,
+        Channel = channel ?? new ShareRpcChannelOptions(),
+        InitialBackoff = TimeSpan.FromMilliseconds(10),
+        MaxBackoff = TimeSpan.FromMilliseconds(200),
     });
 
     [Fact]
@@ -80,7 +80,7 @@ public sealed class WriterTests : IAsyncLifetime
     public async Task Dropped_acks_replay_the_same_batches_byte_for_byte_and_ops_apply_once()
     {
         var faults = new AckDroppingHandler(dropFirstCalls: 1);
-        await using var client = NewClient(channel: new GrpcChannelOptions { HttpHandler = faults });
+        await using var client = NewClient(channel: new ShareRpcChannelOptions { HttpHandler = faults });
         var sturdy = await client.EnsureShareAsync(_server.Address, "session-drop");
         var writer = client.OpenWriter(sturdy);
         var pending = new List<PendingOp>();

@@ -1,11 +1,10 @@
-using Google.Protobuf;
 using System.Security.Cryptography;
-using ShareRpc.Chaos.Scenarios;
-using ShareRpc.Protocol;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
-
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
 using ShareRpc.TestSupport;
+using Sharerpc.V1;
+using static ShareRpc.TestSupport.Calls;
 
 namespace ShareRpc.Cluster.Tests;
 
@@ -14,7 +13,7 @@ public sealed class Node : IAsyncDisposable
 {
     public required string Name { get; init; }
     public required int Port { get; init; }
-    public required ChildProcess Process { get; init; }
+    public required TestProcess Process { get; init; }
     public required GrpcChannel Channel { get; init; }
     public string Address => $"http://127.0.0.1:{Port}";
 
@@ -78,13 +77,13 @@ public sealed class Cluster : IAsyncDisposable
     {
         for (var attempt = 1; ; attempt++)
         {
-            var port = ChildProcess.FreePort();
+            var port = Ports.Free();
             List<string> args = ["serve", "--store", "postgres", "--pg", ConnectionString, "--key-file", KeyFile, "--port", port.ToString()];
             if (Balancer is not null) args.AddRange(["--public-endpoint", $"127.0.0.1:{Balancer.Port}"]);
-            var process = ChildProcess.Start(RepoPaths.CliDll, [.. args]);
+            var process = TestProcess.Start(RepoPaths.CliDll, [.. args]);
             try
             {
-                await process.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal), 60_000);
+                await process.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
                 return new Node { Name = name, Port = port, Process = process, Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}") };
             }
             catch (InvalidOperationException) when (attempt < 3 && process.HasExited && process.Lines.Any(l => l.Contains("address already in use", StringComparison.OrdinalIgnoreCase)))
@@ -108,17 +107,15 @@ public sealed class Cluster : IAsyncDisposable
 }
 
 /// <summary>Raw sharerpc.v1 calls on one node's channel (no SDK between the test and the wire).</summary>
-public static class Calls
+public static class NodeCalls
 {
-    public static CallOptions Bearer(string token) => new(new Metadata { { "authorization", "Bearer " + token } });
-
     public static byte[] NewSecret() => RandomNumberGenerator.GetBytes(32);
 
     public static async Task<CreateShareResponse> CreateAsync(GrpcChannel channel, string key) =>
-        await channel.AsyncUnaryCall(ShareRpcMethods.CreateShare, new CreateShareRequest { ShareKey = key, OwnerSecret = ByteString.CopyFrom(NewSecret()) });
+        await Stub(channel).CreateShareAsync(new CreateShareRequest { ShareKey = key, OwnerSecret = ByteString.CopyFrom(NewSecret()) });
 
     public static async Task<RedeemShareResponse> RedeemAsync(GrpcChannel channel, string sturdyRef) =>
-        await channel.AsyncUnaryCall(ShareRpcMethods.RedeemShare, new RedeemShareRequest { SturdyRef = sturdyRef });
+        await Stub(channel).RedeemShareAsync(new RedeemShareRequest { SturdyRef = sturdyRef });
 
     public static Op Put(ulong seq, string collection, string key, string value) => new()
     {
@@ -144,7 +141,7 @@ public static class Calls
     /// <summary>Sends <paramref name="batch"/> on a new AppendOps stream and returns its one ack.</summary>
     public static async Task<AppendOpsResponse> AppendAsync(GrpcChannel channel, string liveRef, AppendOpsRequest batch)
     {
-        using var call = channel.AsyncDuplexStreamingCall(ShareRpcMethods.AppendOps, Bearer(liveRef));
+        using var call = Stub(channel).AppendOps(Bearer(liveRef));
         await call.RequestStream.WriteAsync(batch);
         await call.RequestStream.CompleteAsync();
         Assert.True(await call.ResponseStream.MoveNext(), "the stream ended without an ack");
@@ -160,7 +157,7 @@ public static class Calls
         var log = new List<CommittedOp>();
         if (live.Cursor == 0) return log;
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var call = channel.AsyncServerStreamingCall(ShareRpcMethods.Subscribe, new SubscribeRequest { FromCursor = 0 }, Bearer(live.LiveRef) with { CancellationToken = cts.Token });
+        using var call = Stub(channel).Subscribe(new SubscribeRequest { FromCursor = 0 }, Bearer(live.LiveRef, cts.Token));
         while (await call.ResponseStream.MoveNext())
         {
             if (call.ResponseStream.Current.Op is { } op)

@@ -1,10 +1,9 @@
-using System.Collections.Concurrent;
 using System.Text;
+using Grpc.Core;
 using ShareRpc.Client;
-using ShareRpc.Protocol;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
-using static ShareRpc.Cluster.Tests.Calls;
+using Sharerpc.V1;
+using static ShareRpc.Cluster.Tests.NodeCalls;
+using static ShareRpc.TestSupport.Calls;
 
 namespace ShareRpc.Cluster.Tests;
 
@@ -36,7 +35,7 @@ public sealed class ClusterTests : IDisposable
         using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         var seen = new List<CommittedOp>();
         var progress = new SemaphoreSlim(0);
-        using var sub = b.Channel.AsyncServerStreamingCall(ShareRpcMethods.Subscribe, new SubscribeRequest(), Bearer(live.LiveRef) with { CancellationToken = stop.Token });
+        using var sub = Stub(b.Channel).Subscribe(new SubscribeRequest(), Bearer(live.LiveRef, stop.Token));
         var reading = Task.Run(async () =>
         {
             while (await sub.ResponseStream.MoveNext())
@@ -114,17 +113,16 @@ public sealed class ClusterTests : IDisposable
         var (a, b) = (cluster.Nodes[0], cluster.Nodes[1]);
         var created = await CreateAsync(a.Channel, "fence-across-nodes");
         var owner = await RedeemAsync(a.Channel, created.SturdyRef);
-        var agent = await a.Channel.AsyncUnaryCall(ShareRpcMethods.DelegateCapability,
-            new DelegateCapabilityRequest { Secret = Google.Protobuf.ByteString.CopyFrom(NewSecret()), Rights = { Right.Append, Right.Read } }, Bearer(owner.LiveRef));
+        var agent = await Stub(a.Channel).DelegateCapabilityAsync(new DelegateCapabilityRequest { Secret = Google.Protobuf.ByteString.CopyFrom(NewSecret()), Rights = { Right.Append, Right.Read } }, Bearer(owner.LiveRef));
         var agentLive = await RedeemAsync(b.Channel, agent.SturdyRef);
         Assert.Equal(OpStatus.Applied, (await AppendAsync(b.Channel, agentLive.LiveRef, Batch("agent", Put(1, "doc", "a", "1")))).Acks[0].Status);
 
         // A stream on B opened before the revoke.
-        using var open = b.Channel.AsyncDuplexStreamingCall(ShareRpcMethods.AppendOps, Bearer(agentLive.LiveRef));
+        using var open = Stub(b.Channel).AppendOps(Bearer(agentLive.LiveRef));
         await open.RequestStream.WriteAsync(Batch("agent", Put(2, "doc", "a", "2")));
         Assert.True(await open.ResponseStream.MoveNext());
 
-        var revoked = await a.Channel.AsyncUnaryCall(ShareRpcMethods.RevokeCapability, new RevokeCapabilityRequest { CapabilityId = agent.CapabilityId }, Bearer(owner.LiveRef));
+        var revoked = await Stub(a.Channel).RevokeCapabilityAsync(new RevokeCapabilityRequest { CapabilityId = agent.CapabilityId }, Bearer(owner.LiveRef));
         Assert.Equal(owner.Epoch + 1, revoked.Epoch);
 
         // Old live refs on B: the revoked agent is refused, and so is the owner's until it redeems again.
@@ -136,7 +134,14 @@ public sealed class ClusterTests : IDisposable
         // The stream opened before the revoke applies nothing more.
         var e3 = await Assert.ThrowsAnyAsync<RpcException>(async () =>
         {
-            await open.RequestStream.WriteAsync(Batch("agent", Put(3, "doc", "a", "3")));
+            try
+            {
+                await open.RequestStream.WriteAsync(Batch("agent", Put(3, "doc", "a", "3")));
+            }
+            catch (RpcException)
+            {
+                // The server already ended the call: Grpc.Net.Client fails the write CANCELLED; the response has the status.
+            }
             while (await open.ResponseStream.MoveNext()) { }
         });
         Assert.Contains(e3.StatusCode, new[] { StatusCode.PermissionDenied, StatusCode.Unauthenticated });
@@ -166,8 +171,7 @@ public sealed class ClusterTests : IDisposable
         for (var round = 0; round < rounds; round++)
         {
             var owner = await RedeemAsync(a.Channel, created.SturdyRef);
-            var agent = await a.Channel.AsyncUnaryCall(ShareRpcMethods.DelegateCapability,
-                new DelegateCapabilityRequest { Secret = Google.Protobuf.ByteString.CopyFrom(NewSecret()), Rights = { Right.Append } }, Bearer(owner.LiveRef));
+            var agent = await Stub(a.Channel).DelegateCapabilityAsync(new DelegateCapabilityRequest { Secret = Google.Protobuf.ByteString.CopyFrom(NewSecret()), Rights = { Right.Append } }, Bearer(owner.LiveRef));
             var live = await RedeemAsync(b.Channel, agent.SturdyRef);
             var producer = "agent-" + round;
             var revokeReturned = 0;
@@ -176,7 +180,7 @@ public sealed class ClusterTests : IDisposable
             var ackedEnough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             if (ackedBeforeRevoke == 0) ackedEnough.SetResult();
 
-            using var call = b.Channel.AsyncDuplexStreamingCall(ShareRpcMethods.AppendOps, Bearer(live.LiveRef));
+            using var call = Stub(b.Channel).AppendOps(Bearer(live.LiveRef));
             // Writer: one-op batches, pipelined, until the stream fails or 3 batches went out after the revoke returned.
             var writing = Task.Run(async () =>
             {
@@ -221,7 +225,7 @@ public sealed class ClusterTests : IDisposable
             });
 
             await ackedEnough.Task.WaitAsync(TimeSpan.FromSeconds(30));
-            var revoked = await a.Channel.AsyncUnaryCall(ShareRpcMethods.RevokeCapability, new RevokeCapabilityRequest { CapabilityId = agent.CapabilityId }, Bearer(owner.LiveRef));
+            var revoked = await Stub(a.Channel).RevokeCapabilityAsync(new RevokeCapabilityRequest { CapabilityId = agent.CapabilityId }, Bearer(owner.LiveRef));
             Volatile.Write(ref revokeReturned, 1);
             Assert.Equal(owner.Epoch + 1, revoked.Epoch);
             await writing.WaitAsync(TimeSpan.FromSeconds(30));
@@ -258,7 +262,7 @@ public sealed class ClusterTests : IDisposable
         var (a, b) = (cluster.Nodes[0], cluster.Nodes[1]);
         var lb = $"http://127.0.0.1:{cluster.Balancer!.Port}";
         const int perWriter = 3000;
-        var options = (string name) => new ShareRpcClientOptions { OutboxPath = Path.Combine(_dir, name + ".db"), InitialBackoffMs = 20, MaxBackoffMs = 300 };
+        var options = (string name) => new ShareRpcClientOptions { OutboxPath = Path.Combine(_dir, name + ".db"), InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromMilliseconds(300) };
         await using var c1 = new ShareRpcClient(options("w1"));
         await using var c2 = new ShareRpcClient(options("w2"));
         var sturdy = await c1.EnsureShareAsync(lb, "failover");

@@ -14,7 +14,7 @@ public sealed class CodeBlockTests
         ["docs/guides/operate.md"] = ["tls", "drain-backup", "health"],
     };
 
-    private static readonly string[] CheckedLanguages = ["sh", "bash", "csharp", "python"];
+    private static readonly string[] s_checkedLanguages = ["sh", "bash", "csharp", "python"];
 
     public static TheoryData<string> Documents() => new(Markdown.Documents());
 
@@ -22,7 +22,7 @@ public sealed class CodeBlockTests
     [MemberData(nameof(Documents))]
     public void Every_code_block_is_marked(string document)
     {
-        var unmarked = Markdown.Blocks(document).Where(b => CheckedLanguages.Contains(b.Language) && b.MarkerKind is null).ToList();
+        var unmarked = Markdown.Blocks(document).Where(b => s_checkedLanguages.Contains(b.Language) && b.MarkerKind is null).ToList();
         Assert.True(unmarked.Count == 0, "code blocks without <!-- code: … -->, <!-- run: … --> or <!-- not run: … -->:\n" + string.Join('\n', unmarked));
     }
 

@@ -70,8 +70,8 @@ public static partial class Shell
         psi.ArgumentList.Add(file);
         psi.Environment["SHARERPC_DOTNET"] = Repo.Dotnet;
         psi.Environment["SHARERPC_DLL"] = Repo.CliDll;
-        // The system python3 (with grpcio) first, then buf from tests/interop/setup.sh.
-        psi.Environment["PATH"] = string.Join(':', bin, "/usr/bin", Repo.PathOf("tests/interop/node/node_modules/.bin"), Environment.GetEnvironmentVariable("PATH"));
+        // The system python3 (with grpcio) first, then buf from tests/conformance/setup.sh.
+        psi.Environment["PATH"] = string.Join(':', bin, "/usr/bin", Repo.PathOf("tests/conformance/node/node_modules/.bin"), Environment.GetEnvironmentVariable("PATH"));
         var run = await Programs.RunAsync(psi, timeoutMs);
         return new ShellResult(run.ExitCode, run.Output, run.Error, script);
     }

@@ -1,4 +1,4 @@
-using ShareRpc.Protocol.V1;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
 
 namespace ShareRpc.Server.Tests;
@@ -22,7 +22,7 @@ public class AppendTests : IAsyncLifetime
         return await r.ReadLogAsync(share!.RowId, 1, 100_000);
     }
 
-    private Task<GetSnapshotResponse> SnapshotAsync(Protocol.Refs.LiveRefClaims c, string collection = "") =>
+    private Task<GetSnapshotResponse> SnapshotAsync(Capabilities.LiveRefClaims c, string collection = "") =>
         _f.Engine.GetSnapshotAsync(c, new GetSnapshotRequest { Collection = collection, PageSize = 1000 });
 
     [Fact]

@@ -1,10 +1,8 @@
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Server.Apply;
+using ShareRpc.Server.Capabilities;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
-using ShareRpc.Protocol;
 
 namespace ShareRpc.Server.Tests;
 

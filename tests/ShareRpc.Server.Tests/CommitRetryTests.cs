@@ -1,7 +1,6 @@
-using ShareRpc.Protocol;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Storage;
 using ShareRpc.Server.Storage.Sqlite;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
 
 namespace ShareRpc.Server.Tests;

@@ -1,16 +1,17 @@
-using System.Diagnostics;
 using System.Net;
 using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using ShareRpc.Protocol;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Server.Hosting;
-using ShareRpc.Wire;
+using ShareRpc.TestSupport;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
+using static ShareRpc.TestSupport.Calls;
 
 namespace ShareRpc.Server.Tests;
 
@@ -30,11 +31,11 @@ public static class CrashHost
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddShareRpcServer(o => o.DataDirectory = args[1]);
-        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, 0));
+        builder.WebHost.ConfigureKestrel(k => k.ListenShareRpc(IPAddress.Loopback, 0));
         var app = builder.Build();
         app.MapShareRpc();
         await app.StartAsync();
-        Console.WriteLine("listening on " + app.GetListeningAddresses().Single());
+        Console.WriteLine("listening on " + app.Urls.Single());
         await app.WaitForShutdownAsync();
         return 0;
     }
@@ -42,11 +43,12 @@ public static class CrashHost
 
 public class CrashTests
 {
+    /// <summary>This assembly run as a server process (<see cref="CrashHost"/>), to be SIGKILLed.</summary>
     private sealed class ServerProcess : IAsyncDisposable
     {
-        private readonly Process _process;
+        private readonly TestProcess _process;
 
-        private ServerProcess(Process process, Uri address)
+        private ServerProcess(TestProcess process, Uri address)
         {
             _process = process;
             Address = address;
@@ -58,35 +60,18 @@ public class CrashTests
 
         public static async Task<ServerProcess> StartAsync(string dataDir)
         {
-            var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p ? p : "dotnet";
-            var psi = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            psi.ArgumentList.Add(typeof(CrashHost).Assembly.Location);
-            psi.ArgumentList.Add("serve");
-            psi.ArgumentList.Add(dataDir);
-            var process = Process.Start(psi)!;
-            _ = process.StandardError.ReadToEndAsync();
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            while (true)
-            {
-                var line = await process.StandardOutput.ReadLineAsync(cts.Token)
-                    ?? throw new InvalidOperationException("the server process exited before listening");
-                if (line.StartsWith("listening on ", StringComparison.Ordinal))
-                    return new ServerProcess(process, new Uri(line["listening on ".Length..]));
-            }
+            var process = TestProcess.Start(typeof(CrashHost).Assembly.Location, "serve", dataDir);
+            var line = await process.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+            return new ServerProcess(process, new Uri(line["listening on ".Length..]));
         }
 
         /// <summary>SIGKILL: no shutdown code runs.</summary>
-        public async Task KillAsync()
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-        }
+        public Task KillAsync() => _process.KillAsync();
 
         public async ValueTask DisposeAsync()
         {
             Channel.Dispose();
-            if (!_process.HasExited) await KillAsync();
-            _process.Dispose();
+            await _process.DisposeAsync();
         }
     }
 
@@ -101,11 +86,10 @@ public class CrashTests
             var acked = new Dictionary<string, ulong>(); // op id → cursor
             await using (var first = await ServerProcess.StartAsync(dir))
             {
-                var created = await first.Channel.AsyncUnaryCall(ShareRpcMethods.CreateShare,
-                    new CreateShareRequest { ShareKey = "crash", OwnerSecret = ByteString.CopyFrom(NewSecret()) });
+                var created = await Stub(first.Channel).CreateShareAsync(new CreateShareRequest { ShareKey = "crash", OwnerSecret = ByteString.CopyFrom(NewSecret()) });
                 sturdyRef = created.SturdyRef;
-                var live = await first.Channel.AsyncUnaryCall(ShareRpcMethods.RedeemShare, new RedeemShareRequest { SturdyRef = sturdyRef });
-                using var call = first.Channel.AsyncDuplexStreamingCall(ShareRpcMethods.AppendOps, LoopbackServer.Bearer(live.LiveRef));
+                var live = await Stub(first.Channel).RedeemShareAsync(new RedeemShareRequest { SturdyRef = sturdyRef });
+                using var call = Stub(first.Channel).AppendOps(LoopbackServer.Bearer(live.LiveRef));
                 var enoughAcks = new TaskCompletionSource();
                 var reading = Task.Run(async () =>
                 {
@@ -145,14 +129,14 @@ public class CrashTests
             Assert.True(acked.Count >= 200);
 
             await using var second = await ServerProcess.StartAsync(dir);
-            var again = await second.Channel.AsyncUnaryCall(ShareRpcMethods.RedeemShare, new RedeemShareRequest { SturdyRef = sturdyRef });
+            var again = await Stub(second.Channel).RedeemShareAsync(new RedeemShareRequest { SturdyRef = sturdyRef });
             var head = again.Cursor;
             Assert.True(head >= (ulong)acked.Count);
 
             // The log is intact and gap-free, and every acked op is where its ack said.
             var auth = LoopbackServer.Bearer(again.LiveRef);
             var log = new List<CommittedOp>();
-            using (var sub = second.Channel.AsyncServerStreamingCall(ShareRpcMethods.Subscribe, new SubscribeRequest { FromCursor = 1 }, auth))
+            using (var sub = Stub(second.Channel).Subscribe(new SubscribeRequest { FromCursor = 1 }, auth))
             {
                 while (log.Count < (int)head && await sub.ResponseStream.MoveNext())
                     if (sub.ResponseStream.Current.EventCase == SubscribeResponse.EventOneofCase.Op) log.Add(sub.ResponseStream.Current.Op);
@@ -163,7 +147,7 @@ public class CrashTests
             foreach (var (opId, cursor) in acked) Assert.Equal(cursor, byOp[opId]);
 
             // Resend everything that was sent, byte for byte, from the oldest: dedupe holds across the crash.
-            using (var call = second.Channel.AsyncDuplexStreamingCall(ShareRpcMethods.AppendOps, auth))
+            using (var call = Stub(second.Channel).AppendOps(auth))
             {
                 var reading = Task.Run(async () =>
                 {

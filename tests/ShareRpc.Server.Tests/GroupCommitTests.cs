@@ -1,7 +1,6 @@
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Apply;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
-using ShareRpc.Protocol;
 
 namespace ShareRpc.Server.Tests;
 
@@ -155,8 +154,8 @@ public class StorageFailureTests
         var store = new FailingCommitStore(Storage.Sqlite.SqliteShareStore.Open(dir));
         await using (var engine = new ShareEngine(store, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32), new ShareRpcServerOptions { DataDirectory = dir }))
         {
-            var created = await engine.CreateShareAsync(new Protocol.V1.CreateShareRequest { ShareKey = "k", OwnerSecret = Google.Protobuf.ByteString.CopyFrom(NewSecret()) }, null, Endpoint);
-            var owner = engine.Authenticate("Bearer " + (await engine.RedeemAsync(new Protocol.V1.RedeemShareRequest { SturdyRef = created.SturdyRef })).LiveRef);
+            var created = await engine.CreateShareAsync(new Sharerpc.V1.CreateShareRequest { ShareKey = "k", OwnerSecret = Google.Protobuf.ByteString.CopyFrom(NewSecret()) }, null, Endpoint);
+            var owner = engine.Authenticate("Bearer " + (await engine.RedeemAsync(new Sharerpc.V1.RedeemShareRequest { SturdyRef = created.SturdyRef })).LiveRef);
 
             store.FailNextCommits = 1;
             var batch = Batch("p", Put(1, "d", "a", "1"), Put(2, "d", "b", "1"));
@@ -165,7 +164,7 @@ public class StorageFailureTests
 
             // Nothing was applied; the same batch resent is applied from cursor 1, and the committer lives on.
             var ack = await engine.AppendAsync(owner, batch);
-            Assert.Equal([Protocol.V1.OpStatus.Applied, Protocol.V1.OpStatus.Applied], ack.Acks.Select(a => a.Status));
+            Assert.Equal([Sharerpc.V1.OpStatus.Applied, Sharerpc.V1.OpStatus.Applied], ack.Acks.Select(a => a.Status));
             Assert.Equal([1UL, 2], ack.Acks.Select(a => a.Cursor));
         }
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();

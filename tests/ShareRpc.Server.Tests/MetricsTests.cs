@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using ShareRpc.Server.Diagnostics;
 using static ShareRpc.Server.Tests.EngineFixture;
 
 namespace ShareRpc.Server.Tests;
@@ -15,7 +16,7 @@ public class MetricsTests
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == ShareEngine.MeterName) l.EnableMeasurementEvents(instrument);
+            if (instrument.Meter.Name == ShareRpcServerDiagnostics.MeterName) l.EnableMeasurementEvents(instrument);
         };
         // The meter is process-wide and other tests run in parallel: assert lower bounds this test alone guarantees.
         listener.SetMeasurementEventCallback<long>((i, v, _, _) => totals.AddOrUpdate(i.Name, v, (_, old) => old + v));

@@ -1,6 +1,5 @@
-using ShareRpc.Protocol.V1;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
-using ShareRpc.Protocol;
 
 namespace ShareRpc.Server.Tests;
 

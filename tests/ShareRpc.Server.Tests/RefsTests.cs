@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Capabilities;
+using Sharerpc.V1;
 
 namespace ShareRpc.Server.Tests;
 

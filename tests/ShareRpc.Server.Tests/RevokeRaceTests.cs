@@ -1,9 +1,9 @@
-using ShareRpc.Protocol;
 using Google.Protobuf;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
+using Grpc.Core;
+using ShareRpc.Server.Capabilities;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
+using static ShareRpc.TestSupport.Calls;
 
 namespace ShareRpc.Server.Tests;
 
@@ -77,10 +77,9 @@ public class RevokeRaceTests
             var lives = new string[4];
             for (var i = 0; i < 4; i++)
             {
-                var d = await s.Channel.AsyncUnaryCall(ShareRpcMethods.DelegateCapability,
-                    new DelegateCapabilityRequest { Rights = { Right.Append, Right.Read }, Secret = ByteString.CopyFrom(NewSecret()) }, LoopbackServer.Bearer(owner.LiveRef));
+                var d = await Stub(s.Channel).DelegateCapabilityAsync(new DelegateCapabilityRequest { Rights = { Right.Append, Right.Read }, Secret = ByteString.CopyFrom(NewSecret()) }, LoopbackServer.Bearer(owner.LiveRef));
                 (refs[i], capIds[i]) = (d.SturdyRef, d.CapabilityId);
-                lives[i] = (await s.Channel.AsyncUnaryCall(ShareRpcMethods.RedeemShare, new RedeemShareRequest { SturdyRef = d.SturdyRef })).LiveRef;
+                lives[i] = (await Stub(s.Channel).RedeemShareAsync(new RedeemShareRequest { SturdyRef = d.SturdyRef })).LiveRef;
             }
             var appliedSoFar = 0;
             var warm = new TaskCompletionSource();
@@ -88,7 +87,7 @@ public class RevokeRaceTests
             var appenders = Enumerable.Range(0, 4).Select(i => Task.Run(async () =>
             {
                 var applied = new List<ulong>();
-                using var call = s.Channel.AsyncDuplexStreamingCall(ShareRpcMethods.AppendOps, LoopbackServer.Bearer(lives[i]));
+                using var call = Stub(s.Channel).AppendOps(LoopbackServer.Bearer(lives[i]));
                 for (ulong seq = 1; seq < 100_000; seq++)
                 {
                     try
@@ -100,16 +99,16 @@ public class RevokeRaceTests
                     }
                     catch (RpcException e)
                     {
-                        return (Error: e, Applied: applied, NextSeq: seq);
+                        // A write to a call the server has ended fails CANCELLED (Grpc.Net.Client); the response side has the real status.
+                        return (Error: await EndStatusAsync(call, e, applied), Applied: applied, NextSeq: seq);
                     }
                 }
                 throw new InvalidOperationException("the appender was never fenced");
             })).ToArray();
 
             await warm.Task;
-            var revoke = await s.Channel.AsyncUnaryCall(ShareRpcMethods.RevokeCapability,
-                new RevokeCapabilityRequest { CapabilityId = capIds[0] }, LoopbackServer.Bearer(owner.LiveRef));
-            var owner2 = await s.Channel.AsyncUnaryCall(ShareRpcMethods.RedeemShare, new RedeemShareRequest { SturdyRef = ownerRef });
+            var revoke = await Stub(s.Channel).RevokeCapabilityAsync(new RevokeCapabilityRequest { CapabilityId = capIds[0] }, LoopbackServer.Bearer(owner.LiveRef));
+            var owner2 = await Stub(s.Channel).RedeemShareAsync(new RedeemShareRequest { SturdyRef = ownerRef });
             var headAfterRevoke = owner2.Cursor;
             Assert.Equal(revoke.Epoch, owner2.Epoch);
 
@@ -117,22 +116,36 @@ public class RevokeRaceTests
             Assert.Equal((StatusCode.PermissionDenied, Reasons.Revoked), (results[0].Error.StatusCode, results[0].Error.Trailers.GetValue(Reasons.TrailerName)));
             for (var i = 1; i < 4; i++)
                 Assert.Equal((StatusCode.Unauthenticated, Reasons.EpochStale), (results[i].Error.StatusCode, results[i].Error.Trailers.GetValue(Reasons.TrailerName)));
-            var head = (await s.Channel.AsyncUnaryCall(ShareRpcMethods.GetSnapshot, new GetSnapshotRequest(), LoopbackServer.Bearer(owner2.LiveRef))).Cursor;
+            var head = (await Stub(s.Channel).GetSnapshotAsync(new GetSnapshotRequest(), LoopbackServer.Bearer(owner2.LiveRef))).Cursor;
             Assert.Equal(headAfterRevoke, head);
             // Every applied op was acked before its stream ended (the writer drains queued batches first).
             Assert.Equal(Enumerable.Range(1, (int)head).Select(c => (ulong)c), results.SelectMany(r => r.Applied).Order());
 
             // An unrevoked holder redeems again and goes on; the revoked one cannot.
-            var again = await s.Channel.AsyncUnaryCall(ShareRpcMethods.RedeemShare, new RedeemShareRequest { SturdyRef = refs[1] });
-            using (var resumed = s.Channel.AsyncDuplexStreamingCall(ShareRpcMethods.AppendOps, LoopbackServer.Bearer(again.LiveRef)))
+            var again = await Stub(s.Channel).RedeemShareAsync(new RedeemShareRequest { SturdyRef = refs[1] });
+            using (var resumed = Stub(s.Channel).AppendOps(LoopbackServer.Bearer(again.LiveRef)))
             {
                 await resumed.RequestStream.WriteAsync(Batch("p1", Put(results[1].NextSeq, "d", "resumed", "v")));
                 Assert.True(await resumed.ResponseStream.MoveNext());
                 Assert.Equal((OpStatus.Applied, head + 1), (resumed.ResponseStream.Current.Acks[0].Status, resumed.ResponseStream.Current.Acks[0].Cursor));
             }
             var e = await Assert.ThrowsAsync<RpcException>(async () =>
-                await s.Channel.AsyncUnaryCall(ShareRpcMethods.RedeemShare, new RedeemShareRequest { SturdyRef = refs[0] }));
+                await Stub(s.Channel).RedeemShareAsync(new RedeemShareRequest { SturdyRef = refs[0] }));
             Assert.Equal(StatusCode.PermissionDenied, e.StatusCode);
+        }
+    }
+
+    /// <summary>The status the server ended the call with (acks still in flight are collected on the way).</summary>
+    private static async Task<RpcException> EndStatusAsync(AsyncDuplexStreamingCall<AppendOpsRequest, AppendOpsResponse> call, RpcException first, List<ulong> applied)
+    {
+        try
+        {
+            while (await call.ResponseStream.MoveNext()) applied.AddRange(call.ResponseStream.Current.Acks.Select(a => a.Cursor));
+            return first;
+        }
+        catch (RpcException end)
+        {
+            return end;
         }
     }
 }

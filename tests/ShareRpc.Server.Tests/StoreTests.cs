@@ -1,6 +1,6 @@
 using Microsoft.Data.Sqlite;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Storage.Sqlite;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
 
 namespace ShareRpc.Server.Tests;
@@ -34,7 +34,7 @@ public class StoreTests
         Assert.Equal((false, created.ShareId), (retry.Response.Created, retry.Response.ShareId));
     }
 
-    private static byte[] SturdyRefSecret(string s) => Protocol.Refs.SturdyRef.Parse(s).Secret;
+    private static byte[] SturdyRefSecret(string s) => Sharerpc.V1.SturdyRef.Parse(s).Secret;
 
     [Fact]
     public async Task The_database_is_wal_synchronous_full_and_versioned()

@@ -1,7 +1,7 @@
-using Microsoft.AspNetCore.Http;
-using ShareRpc.Protocol.V1;
+using Grpc.Core;
+using Microsoft.Extensions.Hosting;
 using ShareRpc.Server.Service;
-using ShareRpc.Wire;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
 
 namespace ShareRpc.Server.Tests;
@@ -25,10 +25,10 @@ public sealed class SubscribeHandlerTests : IAsyncLifetime
     /// ones it buffered; when that flush failed (the client was gone), it disposed the event enumerator while the
     /// read was still running: the async iterator threw NotSupportedException (hiding the real error) and went on
     /// running on its own, reading storage after the request had ended, its finally — unwatch, subscriber count —
-    /// never run. Now the handler stops the running read, waits for it, and reports the flush's error.
+    /// never run. Now the handler stops the running read, waits for it, and reports the write's error.
     /// </summary>
     [Fact]
-    public async Task A_flush_that_fails_while_the_next_read_runs_ends_with_the_flush_error_and_the_stream_unwatches()
+    public async Task A_write_that_fails_while_the_next_read_runs_ends_with_the_write_error_and_the_stream_unwatches()
     {
         var (owner, sturdyRef) = await _f.NewShareAsync();
         await _f.AppendAsync(owner, "p", Put(1, "d", "a", "1"));
@@ -37,39 +37,57 @@ public sealed class SubscribeHandlerTests : IAsyncLifetime
         using var call = new CancellationTokenSource();
         var context = new Context(new Metadata { { "authorization", "Bearer " + live.LiveRef } }, call.Token);
 
-        var handle = new SubscribeHandler(_f.Engine).Handle(new SubscribeRequest(), writer, context);
+        var service = new ShareRpcService(_f.Engine, new NotStopping());
+        var handle = new ShareRpcCallInterceptor(_f.Engine).ServerStreamingServerHandler(new SubscribeRequest(), writer, context, service.Subscribe);
         var error = await Assert.ThrowsAsync<IOException>(() => handle.WaitAsync(TimeSpan.FromSeconds(30)));
 
         Assert.Equal(FailingWriter.Message, error.Message); // not NotSupportedException from disposing a running iterator
-        Assert.Equal(1, writer.Buffered); // the op, read before the (failed) flush; the next read was waiting for a change
+        Assert.Equal(1, writer.Writes); // the op, written (and flushed: the next read was waiting for a change) and failed
         Assert.Equal(0, _f.Engine.Notifier.WatchedShares); // the iterator's finally ran: nothing watches the share any more
         Assert.False(call.IsCancellationRequested); // ended by the handler itself, not by the call's token
     }
 
-    /// <summary>A response stream whose client is gone: buffering works, every flush fails.</summary>
+    /// <summary>A response stream whose client is gone: every write fails.</summary>
     private sealed class FailingWriter : IServerStreamWriter<SubscribeResponse>
     {
         public const string Message = "the client reset the stream";
 
-        public int Buffered { get; private set; }
+        public int Writes { get; private set; }
 
-        public void WriteBuffered(SubscribeResponse message) => Buffered++;
+        public WriteOptions? WriteOptions { get; set; }
 
-        public Task FlushAsync(CancellationToken cancellationToken = default) => Task.FromException(new IOException(Message));
-
-        public Task WriteAsync(SubscribeResponse message, CancellationToken cancellationToken) => Task.FromException(new IOException(Message));
+        public Task WriteAsync(SubscribeResponse message)
+        {
+            Writes++;
+            return Task.FromException(new IOException(Message));
+        }
     }
 
+    private sealed class NotStopping : IHostApplicationLifetime
+    {
+        public CancellationToken ApplicationStarted => CancellationToken.None;
+        public CancellationToken ApplicationStopping => CancellationToken.None;
+        public CancellationToken ApplicationStopped => CancellationToken.None;
+        public void StopApplication() { }
+    }
+
+    /// <summary>Just enough of a call for the interceptor and the handler: its method, headers and token.</summary>
     private sealed class Context(Metadata headers, CancellationToken token) : ServerCallContext
     {
-        public override string Method => "/sharerpc.v1.ShareRpc/Subscribe";
-        public override string Peer => "ipv4:127.0.0.1:1";
-        public override DateTime Deadline => DateTime.MaxValue;
-        public override Metadata RequestHeaders => headers;
-        public override Metadata ResponseTrailers { get; } = new();
-        public override CancellationToken CancellationToken => token;
-        public override Status Status { get; set; }
-        public override Task WriteResponseHeadersAsync(Metadata responseHeaders) => Task.CompletedTask;
-        public override HttpContext HttpContext { get; } = new DefaultHttpContext();
+        private readonly Dictionary<object, object> _userState = [];
+
+        protected override string MethodCore => "/sharerpc.v1.ShareRpc/Subscribe";
+        protected override string HostCore => "127.0.0.1";
+        protected override string PeerCore => "ipv4:127.0.0.1:1";
+        protected override DateTime DeadlineCore => DateTime.MaxValue;
+        protected override Metadata RequestHeadersCore => headers;
+        protected override CancellationToken CancellationTokenCore => token;
+        protected override Metadata ResponseTrailersCore { get; } = [];
+        protected override Status StatusCore { get; set; }
+        protected override WriteOptions? WriteOptionsCore { get; set; }
+        protected override AuthContext AuthContextCore => new(null, []);
+        protected override IDictionary<object, object> UserStateCore => _userState;
+        protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) => throw new NotSupportedException();
+        protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
     }
 }

@@ -1,15 +1,13 @@
 using System.Security.Cryptography;
 using Google.Protobuf;
 using Microsoft.Data.Sqlite;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Server;
 using ShareRpc.Server.Capabilities;
+using Sharerpc.V1;
 
 namespace ShareRpc.Server.Tests;
 
 /// <summary>A clock the test moves by hand (delays still use real timers).</summary>
-public sealed class ManualClock(DateTimeOffset start) : TimeProvider
+internal sealed class ManualClock(DateTimeOffset start) : TimeProvider
 {
     private DateTimeOffset _now = start;
     public override DateTimeOffset GetUtcNow() => _now;
@@ -20,7 +18,7 @@ public sealed class ManualClock(DateTimeOffset start) : TimeProvider
 /// A ShareEngine on a real SQLite file in a fresh temp directory, or (<see cref="OpenAsync"/>) on any
 /// store a factory opens — the store contract suite runs the same tests on SQLite and PostgreSQL.
 /// </summary>
-public sealed class EngineFixture : IAsyncDisposable
+internal sealed class EngineFixture : IAsyncDisposable
 {
     public static readonly RefEndpoint Endpoint = new("127.0.0.1", 7443, false);
 
@@ -147,7 +145,7 @@ public sealed class EngineFixture : IAsyncDisposable
     }
 }
 
-public static class Expect
+internal static class Expect
 {
     public static async Task<ShareRpcException> Fails(Func<Task> call, ShareRpcStatus status, string? reason = null, string? field = null)
     {

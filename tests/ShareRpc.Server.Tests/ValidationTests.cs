@@ -1,7 +1,7 @@
 using Google.Protobuf;
-using ShareRpc.Protocol.V1;
+using Grpc.Core;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
-using ShareRpc.Protocol;
 
 namespace ShareRpc.Server.Tests;
 
@@ -25,23 +25,23 @@ public class ValidationTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _f.DisposeAsync();
 
-    public static TheoryData<string, ShareRpcStatus, string> Cases => new()
+    public static TheoryData<string, StatusCode, string> Cases => new()
     {
-        { "batch_id", ShareRpcStatus.InvalidArgument, "batch_id" },
-        { "producer_id", ShareRpcStatus.InvalidArgument, "producer_id" },
-        { "producer_id_long", ShareRpcStatus.ResourceExhausted, "producer_id" },
-        { "too_many_ops", ShareRpcStatus.ResourceExhausted, "ops" },
-        { "op_id", ShareRpcStatus.InvalidArgument, "ops[1].op_id" },
-        { "seq_zero", ShareRpcStatus.InvalidArgument, "ops[0].seq" },
-        { "seq_not_consecutive", ShareRpcStatus.InvalidArgument, "ops[1].seq" },
-        { "no_kind", ShareRpcStatus.InvalidArgument, "ops[0].kind" },
-        { "empty_collection", ShareRpcStatus.InvalidArgument, "ops[0].put.collection" },
-        { "long_collection", ShareRpcStatus.ResourceExhausted, "ops[0].put.collection" },
-        { "empty_key", ShareRpcStatus.InvalidArgument, "ops[0].delete.key" },
-        { "long_key", ShareRpcStatus.ResourceExhausted, "ops[0].put.key" },
-        { "big_value", ShareRpcStatus.ResourceExhausted, "ops[0].append.value" },
-        { "too_many_deps", ShareRpcStatus.ResourceExhausted, "ops[0].depends_on" },
-        { "empty_dep", ShareRpcStatus.InvalidArgument, "ops[0].depends_on[1]" },
+        { "batch_id", StatusCode.InvalidArgument, "batch_id" },
+        { "producer_id", StatusCode.InvalidArgument, "producer_id" },
+        { "producer_id_long", StatusCode.ResourceExhausted, "producer_id" },
+        { "too_many_ops", StatusCode.ResourceExhausted, "ops" },
+        { "op_id", StatusCode.InvalidArgument, "ops[1].op_id" },
+        { "seq_zero", StatusCode.InvalidArgument, "ops[0].seq" },
+        { "seq_not_consecutive", StatusCode.InvalidArgument, "ops[1].seq" },
+        { "no_kind", StatusCode.InvalidArgument, "ops[0].kind" },
+        { "empty_collection", StatusCode.InvalidArgument, "ops[0].put.collection" },
+        { "long_collection", StatusCode.ResourceExhausted, "ops[0].put.collection" },
+        { "empty_key", StatusCode.InvalidArgument, "ops[0].delete.key" },
+        { "long_key", StatusCode.ResourceExhausted, "ops[0].put.key" },
+        { "big_value", StatusCode.ResourceExhausted, "ops[0].append.value" },
+        { "too_many_deps", StatusCode.ResourceExhausted, "ops[0].depends_on" },
+        { "empty_dep", StatusCode.InvalidArgument, "ops[0].depends_on[1]" },
     };
 
     private static AppendOpsRequest Make(string name)
@@ -71,8 +71,9 @@ public class ValidationTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public async Task Every_malformed_field_and_limit_names_the_field_and_applies_nothing(string name, ShareRpcStatus status, string field)
+    public async Task Every_malformed_field_and_limit_names_the_field_and_applies_nothing(string name, StatusCode code, string field)
     {
+        var status = (ShareRpcStatus)(int)code; // the theory's data is public: the gRPC code, the core's status has the same number
         var (owner, _) = await _f.NewShareAsync();
         var e = await Expect.Fails(() => _f.Engine.AppendAsync(owner, Make(name)), status, null, field);
         Assert.Equal(status == ShareRpcStatus.ResourceExhausted ? Reasons.Limit : Reasons.InvalidArgument, e.Reason);

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Npgsql;
 
@@ -11,8 +9,6 @@ namespace ShareRpc.TestSupport;
 /// where the user may CREATE DATABASE) it uses that server; otherwise it starts a throwaway cluster
 /// with <c>tests/postgres/pg-cluster.sh</c> on a free loopback port and stops it at dispose or at
 /// process exit. It never skips: if no server can be had, it throws with what went wrong.
-/// Compiled into test projects with
-/// <c>&lt;Compile Include="../Shared/PostgresTestServer.cs" Link="Shared/PostgresTestServer.cs" /&gt;</c>.
 /// </summary>
 public sealed class PostgresTestServer : IAsyncDisposable
 {
@@ -57,7 +53,7 @@ public sealed class PostgresTestServer : IAsyncDisposable
         for (var attempt = 1; attempt <= 3; attempt++)
         {
             var dir = Path.Combine(Path.GetTempPath(), $"sharerpc-pg-{Environment.ProcessId}-{Guid.NewGuid():N}"[..40]);
-            var port = FreePort();
+            var port = Ports.Free();
             var (code, stdout, stderr) = await RunAsync(script, ["start", dir, port.ToString(System.Globalization.CultureInfo.InvariantCulture)], ct).ConfigureAwait(false);
             if (code == 0)
             {
@@ -130,13 +126,6 @@ public sealed class PostgresTestServer : IAsyncDisposable
         NpgsqlConnection.ClearAllPools();
         try { RunAsync(_script, ["stop", _dir], CancellationToken.None).GetAwaiter().GetResult(); }
         catch (Exception) { /* best effort at exit */ }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     private static string FindScript()

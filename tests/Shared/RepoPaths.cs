@@ -2,8 +2,7 @@ namespace ShareRpc.TestSupport;
 
 /// <summary>
 /// Where things are, for tests that run built programs as real processes: the repository root and
-/// a project's build output next to the test's own configuration and target framework. Compiled
-/// into test projects with <c>&lt;Compile Include="../Shared/RepoPaths.cs" Link="Shared/RepoPaths.cs" /&gt;</c>.
+/// a project's build output next to the test's own configuration and target framework.
 /// </summary>
 public static class RepoPaths
 {

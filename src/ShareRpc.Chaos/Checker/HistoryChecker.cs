@@ -1,15 +1,15 @@
 using System.Globalization;
 using System.Text;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Storage;
+using Sharerpc.V1;
 
 namespace ShareRpc.Chaos.Checker;
 
 /// <summary>
-/// The invariants of DESIGN.md "Faults the project must survive", checked on an <see cref="Observation"/>:
+/// The invariants of docs/design.md, "Faults and invariants", checked on an <see cref="Observation"/>:
 /// no lost op, no duplicate, per-producer order, the fence, subscriber views and the snapshot.
 /// </summary>
-public static class HistoryChecker
+internal static class HistoryChecker
 {
     public static IReadOnlyList<Violation> Check(Observation o)
     {

@@ -6,6 +6,9 @@ namespace ShareRpc.Chaos.Faults;
 /// <summary>One scheduled fault: at the <see cref="Index"/>-th event of <see cref="Point"/> on <see cref="Target"/>.</summary>
 /// <param name="Target">"server" or a client name (a producer "s0.p1", a subscriber "s0.r0").</param>
 /// <param name="Point">request | response (client frames), read | commit | ack (server).</param>
+/// <param name="Index">Which event of that point (0 = the first).</param>
+/// <param name="Kind">What happens there.</param>
+/// <param name="DelayMs">For delays and stalls: how long, in milliseconds.</param>
 public sealed record ScheduledFault(string Target, string Point, int Index, FaultKind Kind, int DelayMs)
 {
     public override string ToString() =>

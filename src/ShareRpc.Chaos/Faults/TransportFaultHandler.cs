@@ -5,7 +5,8 @@ using ShareRpc.Chaos.History;
 namespace ShareRpc.Chaos.Faults;
 
 /// <summary>
-/// Client transport faults: wraps the client's HTTP handler (<c>GrpcChannelOptions.HttpHandler</c>) and
+/// Client transport faults: a handler in front of the client's HTTP handler — created with no inner handler,
+/// so it goes into <c>ShareRpcChannelOptions.DelegatingHandlers</c> or <c>IHttpClientBuilder.AddHttpMessageHandler</c> — that
 /// counts the gRPC messages of AppendOps requests and of AppendOps / Subscribe responses. At the positions
 /// the schedule names it drops a request frame (breaking the stream), writes half a frame then resets,
 /// delays, sends a frame twice, drops a response frame after the server sent it (the server committed),
@@ -19,8 +20,7 @@ public sealed class TransportFaultHandler : DelegatingHandler
     private int _requests = -1;
     private int _responses = -1;
 
-    public TransportFaultHandler(string target, FaultSchedule schedule, OpHistory history, HttpMessageHandler? inner = null)
-        : base(inner ?? new SocketsHttpHandler { UseProxy = false, EnableMultipleHttp2Connections = true })
+    public TransportFaultHandler(string target, FaultSchedule schedule, OpHistory history)
     {
         _target = target;
         _schedule = schedule;

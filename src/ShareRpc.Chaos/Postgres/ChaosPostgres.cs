@@ -22,16 +22,20 @@ public static class ChaosPostgres
     /// <summary>Drops <paramref name="schema"/> and everything in it (<c>DROP SCHEMA … CASCADE</c>); nothing if it is not there.</summary>
     public static async Task DropSchemaAsync(string connectionString, string schema, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(connectionString, ct).ConfigureAwait(false);
-        await using var cmd = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {Quote(schema)} CASCADE", c);
+        var c = await OpenAsync(connectionString, ct).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var cmd = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {Quote(schema)} CASCADE", c);
+        await using var cmdScope = cmd.ConfigureAwait(false);
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>Schemas in the connection string's database whose names start with <paramref name="prefix"/>.</summary>
     public static async Task<IReadOnlyList<string>> ListSchemasAsync(string connectionString, string prefix = SchemaPrefix, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(connectionString, ct).ConfigureAwait(false);
-        await using var cmd = new NpgsqlCommand("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1) ORDER BY nspname", c);
+        var c = await OpenAsync(connectionString, ct).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var cmd = new NpgsqlCommand("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1) ORDER BY nspname", c);
+        await using var cmdScope = cmd.ConfigureAwait(false);
         cmd.Parameters.Add(new NpgsqlParameter { Value = prefix });
         return await ReadNamesAsync(cmd, ct).ConfigureAwait(false);
     }
@@ -43,9 +47,11 @@ public static class ChaosPostgres
     public static async Task<string> CreateDatabaseAsync(string connectionString, int seed, CancellationToken ct = default)
     {
         var name = DatabasePrefix + Tag(seed);
-        await using (var c = await OpenAsync(connectionString, ct).ConfigureAwait(false))
+        var c = await OpenAsync(connectionString, ct).ConfigureAwait(false);
+        await using (c.ConfigureAwait(false))
         {
-            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {Quote(name)}", c);
+            var cmd = new NpgsqlCommand($"CREATE DATABASE {Quote(name)}", c);
+            await using var cmdScope = cmd.ConfigureAwait(false);
             await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
 
@@ -61,16 +67,21 @@ public static class ChaosPostgres
             throw new ArgumentException("not a crash-loop database: " + name, nameof(databaseConnectionString));
         }
 
-        await using var c = await OpenAsync(connectionString, ct).ConfigureAwait(false);
-        await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Quote(name)} WITH (FORCE)", c);
+        var c = await OpenAsync(connectionString, ct).ConfigureAwait(false);
+
+        await using var cScope = c.ConfigureAwait(false);
+        var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Quote(name)} WITH (FORCE)", c);
+        await using var cmdScope = cmd.ConfigureAwait(false);
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>Databases on the server whose names start with <paramref name="prefix"/>.</summary>
     public static async Task<IReadOnlyList<string>> ListDatabasesAsync(string connectionString, string prefix = DatabasePrefix, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(connectionString, ct).ConfigureAwait(false);
-        await using var cmd = new NpgsqlCommand("SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname", c);
+        var c = await OpenAsync(connectionString, ct).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var cmd = new NpgsqlCommand("SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname", c);
+        await using var cmdScope = cmd.ConfigureAwait(false);
         cmd.Parameters.Add(new NpgsqlParameter { Value = prefix });
         return await ReadNamesAsync(cmd, ct).ConfigureAwait(false);
     }
@@ -104,7 +115,8 @@ public static class ChaosPostgres
     private static async Task<IReadOnlyList<string>> ReadNamesAsync(NpgsqlCommand cmd, CancellationToken ct)
     {
         var names = new List<string>();
-        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        await using var rScope = r.ConfigureAwait(false);
         while (await r.ReadAsync(ct).ConfigureAwait(false))
         {
             names.Add(r.GetString(0));

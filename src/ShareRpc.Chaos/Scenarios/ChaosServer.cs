@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ShareRpc.Chaos.Postgres;
 using ShareRpc.Server;
@@ -31,7 +32,7 @@ public sealed class ChaosServer : IAsyncDisposable
 
     public string Address => _host.Address;
 
-    public ShareEngine Engine => _host.Engine;
+    internal ShareEngine Engine => _host.Engine;
 
     /// <summary>The PostgreSQL schema holding this server's tables (null on SQLite); dropped by <see cref="DisposeAsync"/>.</summary>
     public string? Schema { get; }
@@ -40,7 +41,7 @@ public sealed class ChaosServer : IAsyncDisposable
     public string Store => StoreName(Engine.Store);
 
     /// <summary>"sqlite", "postgres", or the store's type name.</summary>
-    public static string StoreName(IShareStore store) => store switch
+    internal static string StoreName(IShareStore store) => store switch
     {
         SqliteShareStore => "sqlite",
         PostgresShareStore => "postgres",
@@ -110,10 +111,18 @@ public sealed class ChaosServer : IAsyncDisposable
         }
     }
 
-    /// <summary>The share's whole log and head, read straight from storage (the reference the checker compares against).</summary>
-    public async Task<(IReadOnlyList<LogEntry> Log, ulong Head, ulong Epoch)> ReadLogAsync(string shareId)
+    /// <summary>The share's whole log (cursor, op id, producer, seq of each op), its head and epoch, read straight from storage: what your checks compare against.</summary>
+    public async Task<(IReadOnlyList<LoggedOp> Log, ulong Head, ulong Epoch)> ReadLogAsync(string shareId)
     {
-        await using var reader = await Engine.Store.BeginReadAsync().ConfigureAwait(false);
+        var (log, head, epoch) = await ReadStoredLogAsync(shareId).ConfigureAwait(false);
+        return ([.. log.Select(e => new LoggedOp(e.Cursor, e.OpId, e.ProducerId, e.Seq))], head, epoch);
+    }
+
+    /// <summary>The share's whole log as stored, head and epoch (the reference the checker compares against).</summary>
+    internal async Task<(IReadOnlyList<LogEntry> Log, ulong Head, ulong Epoch)> ReadStoredLogAsync(string shareId)
+    {
+        var reader = await Engine.Store.BeginReadAsync().ConfigureAwait(false);
+        await using var readerScope = reader.ConfigureAwait(false);
         var share = await reader.GetShareAsync(shareId).ConfigureAwait(false) ?? throw new InvalidOperationException("no share " + shareId);
         var log = await reader.ReadLogAsync(share.RowId, 1, int.MaxValue).ConfigureAwait(false);
         return (log, share.Cursor, share.Epoch);
@@ -135,3 +144,6 @@ public sealed class ChaosServer : IAsyncDisposable
         }
     }
 }
+
+/// <summary>One applied op in a share's log: where it sits, which op, and whose seq it carried.</summary>
+public sealed record LoggedOp(ulong Cursor, string OpId, string ProducerId, ulong Seq);

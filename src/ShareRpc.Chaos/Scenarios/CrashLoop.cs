@@ -7,10 +7,10 @@ using ShareRpc.Chaos.History;
 using ShareRpc.Chaos.Postgres;
 using ShareRpc.Client;
 using ShareRpc.Client.Outbox;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Postgres;
 using ShareRpc.Server.Storage;
 using ShareRpc.Server.Storage.Sqlite;
+using Sharerpc.V1;
 
 namespace ShareRpc.Chaos.Scenarios;
 
@@ -52,13 +52,14 @@ public static class CrashLoop
     /// </summary>
     public static async Task<int> RunWriterAsync(string sturdyRef, string outbox, int seed, int ops, TextWriter output)
     {
-        await using var client = new ShareRpcClient(new ShareRpcClientOptions
+        var client = new ShareRpcClient(new ShareRpcClientOptions
         {
             OutboxPath = outbox,
             Outbox = new OutboxOptions { FsyncEveryCommit = false, MaxBatchOps = 16 },
-            InitialBackoffMs = 10,
-            MaxBackoffMs = 200,
+            InitialBackoff = TimeSpan.FromMilliseconds(10),
+            MaxBackoff = TimeSpan.FromMilliseconds(200),
         });
+        await using var clientScope = client.ConfigureAwait(false);
         await client.ResumeAllAsync().ConfigureAwait(false);
         var writer = client.OpenWriter(sturdyRef);
         var producer = (await client.Outbox.GetProducersAsync().ConfigureAwait(false)).FirstOrDefault(p => p.ShareId == writer.ShareId);
@@ -126,12 +127,15 @@ public static class CrashLoop
 
             string sturdy;
             server = await StartServerAsync().ConfigureAwait(false);
-            await using (var ownerClient = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = Path.Combine(dir, "owner.db"), Outbox = new OutboxOptions { FsyncEveryCommit = false } }))
+            var ownerClient = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = Path.Combine(dir, "owner.db"), Outbox = new OutboxOptions { FsyncEveryCommit = false } });
+            await using (ownerClient.ConfigureAwait(false))
             {
                 sturdy = await ownerClient.EnsureShareAsync(address, $"crash-{seed}").ConfigureAwait(false);
             }
 
-            await using var observer = new ShareRpcClient(new ShareRpcClientOptions { InitialBackoffMs = 20, MaxBackoffMs = 200 });
+            var observer = new ShareRpcClient(new ShareRpcClientOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromMilliseconds(200) });
+
+            await using var observerScope = observer.ConfigureAwait(false);
             using var stopSub = new CancellationTokenSource();
             var seen = new List<(ulong, string)>();
             long last = 0;
@@ -237,7 +241,8 @@ public static class CrashLoop
                 : await PostgresShareStore.OpenAsync(new PostgresStoreOptions { ConnectionString = database, MaxPoolSize = 3, WriteConnections = 1 }).ConfigureAwait(false);
             await using (store)
             {
-                await using var reader = await store.BeginReadAsync().ConfigureAwait(false);
+                var reader = await store.BeginReadAsync().ConfigureAwait(false);
+                await using var readerScope = reader.ConfigureAwait(false);
                 var share = await reader.GetShareAsync(redeemed.ShareId).ConfigureAwait(false) ?? throw new InvalidOperationException("share lost");
                 var log = await reader.ReadLogAsync(share.RowId, 1, int.MaxValue).ConfigureAwait(false);
                 observation.Shares.Add(new ObservedShare("share", share.ShareId, log, share.Cursor, docs));
@@ -248,7 +253,9 @@ public static class CrashLoop
                 observation.Subscribers.Add(new ObservedSubscriber("observer", redeemed.ShareId, null, null, [.. seen], (ulong)Interlocked.Read(ref last) >= redeemed.Cursor));
             }
 
-            await using (var outbox = OutboxStore.Open(writerOutbox))
+            var outbox = OutboxStore.Open(writerOutbox);
+
+            await using (outbox.ConfigureAwait(false))
             {
                 var producer = (await outbox.GetProducersAsync().ConfigureAwait(false)).Single();
                 observation.Producers.Add(new ObservedProducer("writer", producer.ShareId, producer.ProducerId, null, null));

@@ -1,15 +1,14 @@
+// ScenarioRunner: the options and result types, planning and running a scenario (client settings, revokes); producers, subscribers and the report are in ScenarioRunner.*.cs.
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
-using System.Text;
+using Grpc.Core;
 using ShareRpc.Chaos.Checker;
 using ShareRpc.Chaos.Faults;
 using ShareRpc.Chaos.History;
 using ShareRpc.Chaos.Postgres;
 using ShareRpc.Client;
 using ShareRpc.Client.Outbox;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
+using Sharerpc.V1;
 
 namespace ShareRpc.Chaos.Scenarios;
 
@@ -54,7 +53,7 @@ public sealed record ScenarioResult(int Seed, int Ops, IReadOnlyDictionary<Fault
 /// client, outbox and fault-injecting transport, delegations, revocations and subscribers; records the
 /// history, drains every outbox and checks it (<see cref="HistoryChecker"/>).
 /// </summary>
-public static class ScenarioRunner
+public static partial class ScenarioRunner
 {
     /// <summary>The workload and the fault schedule of a seed (the same seed gives the same plan).</summary>
     public static (WorkloadSpec Workload, FaultSchedule Schedule) Plan(int seed, ScenarioOptions options)
@@ -235,7 +234,7 @@ public static class ScenarioRunner
 
             foreach (var s in spec.Shares)
             {
-                var (log, head, _) = await server.ReadLogAsync(shareIds[s.Index]).ConfigureAwait(false);
+                var (log, head, _) = await server.ReadStoredLogAsync(shareIds[s.Index]).ConfigureAwait(false);
                 var docs = new List<ObservedDocument>();
                 await foreach (var d in owner.GetAllDocumentsAsync(shareRefs[s.Index], "", cancellationToken).ConfigureAwait(false))
                 {
@@ -298,60 +297,30 @@ public static class ScenarioRunner
         return new ScenarioResult(seed, spec.OpCount, history.FaultsFired, violations, report, clock.Elapsed) { Store = store, ServerErrors = serverErrors };
     }
 
-    /// <summary>The text printed for a violation: seed, workload, fault schedule and the smallest history slice.</summary>
-    public static string Report(int seed, ScenarioOptions options, WorkloadSpec spec, FaultSchedule schedule, OpHistory history, IReadOnlyList<Violation> violations,
-        IReadOnlyList<string>? serverErrors = null)
+    /// <summary>
+    /// Client settings the harness uses: fsync off in the outbox, fast backoff, small batches, and an
+    /// optional fault handler in front of the client's own HTTP handler (one server, so one channel).
+    /// </summary>
+    public static ShareRpcClientOptions ClientOptions(string? outbox, DelegatingHandler? faults, int maxBatchOps)
     {
-        var b = new StringBuilder();
-        serverErrors ??= [];
-        var canary = options.Canary ? " (canary)" : "";
-        if (violations.Count > 0)
+        var options = new ShareRpcClientOptions
         {
-            b.Append(CultureInfo.InvariantCulture, $"VIOLATION seed {seed}{canary} on {options.Store}: {violations.Count} violation(s)\n");
-        }
-        else
+            OutboxPath = outbox,
+            Outbox = new OutboxOptions { FsyncEveryCommit = false, MaxBatchOps = maxBatchOps },
+            InitialBackoff = TimeSpan.FromMilliseconds(2),
+            MaxBackoff = TimeSpan.FromMilliseconds(20),
+            Linger = TimeSpan.FromMilliseconds(1),
+            MaxInFlightBatches = 4,
+        };
+        if (faults is not null)
         {
-            b.Append(CultureInfo.InvariantCulture, $"SERVER ERROR seed {seed}{canary} on {options.Store}: no violation, {serverErrors.Count} server error(s)\n");
-        }
-        foreach (var v in violations.Take(5))
-        {
-            b.Append(CultureInfo.InvariantCulture, $"  [{v.Kind}] {v.Message}\n");
+            options.Channel.DelegatingHandlers.Add(() => faults);
         }
 
-        foreach (var e in serverErrors.Take(5))
-        {
-            b.Append(CultureInfo.InvariantCulture, $"  [server error] {e}\n");
-        }
-
-        b.Append("workload:\n").Append(spec);
-        b.Append("fault schedule:\n").Append(schedule);
-        if (violations.Count > 0)
-        {
-            var first = violations[0];
-            b.Append(CultureInfo.InvariantCulture, $"history slice for [{first.Kind}] (ops {string.Join(", ", first.OpIds)}):\n");
-            foreach (var e in history.Slice(first.OpIds, first.Actors))
-            {
-                b.Append(e).Append('\n');
-            }
-        }
-
-        b.Append(CultureInfo.InvariantCulture, $"reproduce: sharerpc chaos --seeds 1 --seed-start {seed}{(options.Canary ? " --canary" : "")}{(options.PostgresConnectionString is null ? "" : " --store postgres")}\n");
-        return b.ToString();
+        return options;
     }
 
-    /// <summary>Client settings the harness uses: fsync off in the outbox, fast backoff, small batches, an optional fault handler.</summary>
-    public static ShareRpcClientOptions ClientOptions(string? outbox, HttpMessageHandler? handler, int maxBatchOps) => new()
-    {
-        OutboxPath = outbox,
-        Outbox = new OutboxOptions { FsyncEveryCommit = false, MaxBatchOps = maxBatchOps },
-        Channel = new GrpcChannelOptions { HttpHandler = handler },
-        InitialBackoffMs = 2,
-        MaxBackoffMs = 20,
-        LingerMs = 1,
-        MaxInFlightBatches = 4,
-    };
-
-    public static ObservedDocument ToObserved(Document d) => new(d.Collection, d.Key, d.Value.ToStringUtf8(), d.Version, d.Cursor);
+    internal static ObservedDocument ToObserved(Document d) => new(d.Collection, d.Key, d.Value.ToStringUtf8(), d.Version, d.Cursor);
 
     private static async Task RevokeAsync(ShareRpcClient owner, OpHistory history, Task signal, string ownerRef, string what, string? capabilityId,
         IReadOnlyList<string> producers, ConcurrentDictionary<string, ulong> fenced, CancellationToken ct)
@@ -379,206 +348,6 @@ public static class ScenarioRunner
             {
                 history.Add("owner", EventType.Fail, "revoke", null, e.Message + " (retrying)");
                 await Task.Delay(5, ct).ConfigureAwait(false);
-            }
-        }
-    }
-
-    /// <summary>One producer: enqueues its ops, records invoke / ok / indeterminate and each ack.</summary>
-    private sealed class Producer(ProducerSpec spec, ShareRpcClient client, ShareWriter writer, OpHistory history)
-    {
-        private readonly ConcurrentDictionary<string, (ulong Seq, bool Durable)> _ops = new(StringComparer.Ordinal);
-
-        public ProducerSpec Spec => spec;
-
-        public async Task RunAsync(Action<int> afterOp)
-        {
-            foreach (var op in spec.Ops)
-            {
-                if (op.PauseMs > 0)
-                {
-                    await Task.Delay(op.PauseMs).ConfigureAwait(false);
-                }
-
-                history.Add(spec.Name, EventType.Invoke, "enqueue", op.OpId, op.ToString());
-                try
-                {
-                    var pending = await writer.EnqueueAsync(op.ToProto()).ConfigureAwait(false);
-                    _ops[op.OpId] = (pending.Seq, true);
-                    history.Add(spec.Name, EventType.Ok, "enqueue", op.OpId, "seq " + pending.Seq.ToString(CultureInfo.InvariantCulture));
-                    _ = pending.Acked.ContinueWith(
-                        t => history.Add(spec.Name, t.IsCompletedSuccessfully ? EventType.Ok : EventType.Fail, "ack", op.OpId,
-                            t.IsCompletedSuccessfully ? Describe(t.Result) : t.Exception?.InnerException?.Message ?? "cancelled"),
-                        CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-                }
-                catch (Exception e)
-                {
-                    _ops[op.OpId] = (0, false);
-                    history.Add(spec.Name, EventType.Indeterminate, "enqueue", op.OpId, e.Message);
-                }
-
-                afterOp(op.Index);
-            }
-        }
-
-        public async Task DrainAsync(TimeSpan timeout, Observation observation)
-        {
-            using var cts = new CancellationTokenSource(timeout);
-            try
-            {
-                await writer.FlushAsync(cts.Token).ConfigureAwait(false);
-                history.Add(spec.Name, EventType.Info, "drained");
-            }
-            catch (ShareRpcCallException e)
-            {
-                history.Add(spec.Name, EventType.Info, "stopped", null, e.Message);
-            }
-            catch (OperationCanceledException)
-            {
-                var p = await writer.GetProgressAsync().ConfigureAwait(false);
-                lock (observation)
-                {
-                    observation.Stuck.Add((Violation.Stuck, $"{spec.Name}: outbox not drained after {timeout.TotalSeconds:0}s ({p.PendingOps} pending, last error {p.LastError})", spec.Name));
-                }
-            }
-        }
-
-        public async Task ObserveAsync(string shareId, ulong? fencedAfter, Observation observation)
-        {
-            var info = (await client.Outbox.GetProducersAsync().ConfigureAwait(false)).Single(p => p.ShareId == shareId);
-            var status = await client.Outbox.GetStatusAsync(shareId).ConfigureAwait(false);
-            var ops = new List<ObservedOp>();
-            foreach (var op in spec.Ops)
-            {
-                var (seq, durable) = _ops.GetValueOrDefault(op.OpId);
-                var outcome = await client.Outbox.GetOutcomeAsync(op.OpId).ConfigureAwait(false);
-                ops.Add(new ObservedOp(op.OpId, spec.Name, seq, durable, outcome, true));
-            }
-
-            // Unacked ops must all still be in the outbox (pending or sealed).
-            var unacked = ops.Count(o => o.Durable && o.Outcome is null);
-            if (unacked != status.PendingOps)
-            {
-                ops = ops.Select(o => o.Durable && o.Outcome is null ? o with { InOutbox = false } : o).ToList();
-            }
-
-            lock (observation)
-            {
-                observation.Producers.Add(new ObservedProducer(spec.Name, shareId, info.ProducerId, writer.StopError?.Message ?? status.StoppedReason, fencedAfter));
-                observation.Ops.AddRange(ops);
-            }
-        }
-
-        private static string Describe(OpOutcome o) => o.Status == OpStatus.Rejected
-            ? $"REJECTED {o.RejectReason}: {o.Detail}"
-            : string.Create(CultureInfo.InvariantCulture, $"{o.Status.ToString().ToUpperInvariant()} cursor {o.Cursor} version {o.Version}");
-    }
-
-    /// <summary>One subscriber: follows the share from cursor 0 (or from a snapshot), across faults and revokes.</summary>
-    internal sealed class Subscriber(string name, string shareId, ShareRpcClient client, string sturdyRef, bool snapshot, OpHistory history)
-    {
-        private readonly List<(ulong, string)> _ops = new();
-        private readonly List<ObservedDocument> _snapshot = new();
-        private ulong? _snapshotCursor;
-        private bool _inSnapshot;
-        private long _last;
-        private Task _task = Task.CompletedTask;
-        private readonly SemaphoreSlim _progress = new(0, int.MaxValue);
-        private string? _endedWith;
-
-        public string ShareId => shareId;
-
-        public string Name => name;
-
-        public void Start(Task startWhen, CancellationToken ct) => _task = Task.Run(async () =>
-        {
-            await startWhen.ConfigureAwait(false);
-            try
-            {
-                await foreach (var e in client.SubscribeAsync(sturdyRef, 0, snapshot, ct).ConfigureAwait(false))
-                {
-                    lock (_ops)
-                    {
-                        switch (e.EventCase)
-                        {
-                            case SubscribeResponse.EventOneofCase.Snapshot:
-                                if (!_inSnapshot)
-                                {
-                                    _snapshot.Clear(); // a snapshot cut off is restarted whole
-                                    _inSnapshot = true;
-                                }
-
-                                _snapshot.AddRange(e.Snapshot.Documents.Select(ToObserved));
-                                if (e.Snapshot.LastChunk)
-                                {
-                                    _inSnapshot = false;
-                                    _snapshotCursor = e.Snapshot.Cursor;
-                                    Interlocked.Exchange(ref _last, (long)e.Snapshot.Cursor);
-                                    history.Add(name, EventType.Info, "snapshot", null, $"cursor {e.Snapshot.Cursor}, {_snapshot.Count} documents");
-                                }
-
-                                break;
-                            case SubscribeResponse.EventOneofCase.Op:
-                                _ops.Add((e.Op.Cursor, e.Op.Op.OpId));
-                                Interlocked.Exchange(ref _last, (long)e.Op.Cursor);
-                                break;
-                        }
-                    }
-
-                    _progress.Release();
-                }
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-            }
-            catch (Exception ex)
-            {
-                _endedWith = ex.Message;
-                history.Add(name, EventType.Fail, "subscribe", null, ex.Message);
-            }
-            finally
-            {
-                _progress.Release(); // the stream ended: wake WaitForAsync
-            }
-        }, CancellationToken.None);
-
-        /// <summary>
-        /// Waits until the subscriber has reached <paramref name="head"/> — or, for a revoked reader
-        /// (<paramref name="fenced"/>), until its stream has ended: the server ends it after RevokeCapability has
-        /// returned (docs/server.md, fence on streams), so the end may still be on its way when the reader already
-        /// holds every op up to the fence. Either way at most <paramref name="timeout"/>.
-        /// </summary>
-        public async Task WaitForAsync(ulong head, bool fenced, TimeSpan timeout)
-        {
-            var clock = Stopwatch.StartNew();
-            TimeSpan? caughtUp = null;
-            while (clock.Elapsed < timeout && !_task.IsCompleted)
-            {
-                if ((ulong)Interlocked.Read(ref _last) >= head)
-                {
-                    caughtUp ??= clock.Elapsed;
-                    if (!fenced)
-                    {
-                        return;
-                    }
-                }
-
-                await _progress.WaitAsync(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
-            }
-
-            if (fenced && caughtUp is { } at && _task.IsCompleted)
-            {
-                var after = clock.Elapsed - at;
-                history.Add(name, EventType.Info, "fence end", null, string.Create(CultureInfo.InvariantCulture, $"the stream ended {after.TotalMilliseconds:0.0} ms after the reader held every op up to the head"));
-            }
-        }
-
-        public async Task<ObservedSubscriber> StopAsync(ulong head, ulong? fencedAfter)
-        {
-            await _task.ConfigureAwait(false);
-            lock (_ops)
-            {
-                var caughtUp = (ulong)Interlocked.Read(ref _last) >= head && (!snapshot || _snapshotCursor is not null);
-                return new ObservedSubscriber(name, shareId, _snapshotCursor, snapshot ? [.. _snapshot] : null, [.. _ops], caughtUp, fencedAfter, _endedWith);
             }
         }
     }

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Google.Protobuf;
-using ShareRpc.Protocol.V1;
+using Sharerpc.V1;
 
 namespace ShareRpc.Chaos.Scenarios;
 

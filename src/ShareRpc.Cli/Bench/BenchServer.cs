@@ -4,11 +4,11 @@ using System.Diagnostics.Metrics;
 using System.Reflection;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
-using ShareRpc.Server;
+using ShareRpc.Server.Diagnostics;
 using ShareRpc.Server.Hosting;
+using ShareRpc.Server.Postgres;
 using ShareRpc.Server.Storage;
 using ShareRpc.Server.Storage.Sqlite;
-using ShareRpc.Server.Postgres;
 
 namespace ShareRpc.Cli.Bench;
 
@@ -38,7 +38,7 @@ internal static class BenchServer
         using var meters = new MeterListener();
         meters.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == ShareEngine.MeterName)
+            if (instrument.Meter.Name == ShareRpcServerDiagnostics.MeterName)
             {
                 listener.EnableMeasurementEvents(instrument);
             }
@@ -171,7 +171,7 @@ internal static class BenchServer
 /// Times every call on the store's write transactions (from the call to the completion of its task),
 /// by method name. A proxy, so it follows the store contract as it changes.
 /// </summary>
-public class TimedStore : DispatchProxy
+internal class TimedStore : DispatchProxy
 {
     private object _target = null!;
 

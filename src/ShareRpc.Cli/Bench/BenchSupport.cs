@@ -1,11 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Google.Protobuf;
-using ShareRpc.Protocol;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
+using Grpc.Core;
+using Grpc.Net.Client;
+using ShareRpc.Client;
+using Sharerpc.V1;
 
 namespace ShareRpc.Cli.Bench;
 
@@ -121,6 +123,14 @@ internal static class BenchSupport
         }
     }
 
+    /// <summary>A Grpc.Net.Client channel over the SDK's tuned handler (trusting <paramref name="root"/> for https).</summary>
+    public static GrpcChannel Channel(string address, X509Certificate2? root = null) =>
+        GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            HttpHandler = new ShareRpcChannelOptions { TrustedRootCertificate = root }.CreateHttpHandler(),
+            MaxSendMessageSize = 4 * 1024 * 1024,
+        });
+
     /// <summary>
     /// Streams <paramref name="ops"/> Put ops of <paramref name="valueBytes"/> straight over AppendOps
     /// (own producer and batch ids, no outbox), pipelined, and waits for every ack. Returns ops/s.
@@ -134,9 +144,7 @@ internal static class BenchSupport
 
         var producer = "preload-" + Guid.CreateVersion7().ToString("N");
         var value = ByteString.CopyFrom(new byte[valueBytes]);
-        using var call = channel.AsyncDuplexStreamingCall(
-            ShareRpcMethods.AppendOps,
-            new CallOptions(new Metadata { { "authorization", "Bearer " + liveRef } }, null, ct));
+        using var call = new Sharerpc.V1.ShareRpc.ShareRpcClient(channel).AppendOps(new Metadata { { "authorization", "Bearer " + liveRef } }, null, ct);
         const int Window = 16;
         using var window = new SemaphoreSlim(Window, Window);
         long acked = 0;

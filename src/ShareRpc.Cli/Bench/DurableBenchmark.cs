@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using ShareRpc.Client;
 using ShareRpc.Client.Outbox;
-using ShareRpc.Protocol.V1;
+using Sharerpc.V1;
 
 namespace ShareRpc.Cli.Bench;
 
@@ -172,7 +172,7 @@ internal static class DurableBenchmark
                     },
                 },
             };
-            options.LingerMs = LingerMs ?? options.LingerMs;
+            options.Linger = LingerMs is { } ms ? TimeSpan.FromMilliseconds(ms) : options.Linger;
             options.MaxInFlightBatches = MaxInFlightBatches ?? options.MaxInFlightBatches;
             var client = new ShareRpcClient(options);
             sturdyRef ??= await client.EnsureShareAsync(address, key, "", ct);

@@ -1,10 +1,12 @@
 using System.Diagnostics;
 using System.Net;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using ShareRpc.Wire;
 
 namespace ShareRpc.Cli.Bench;
 
@@ -16,8 +18,6 @@ namespace ShareRpc.Cli.Bench;
 /// </summary>
 internal static class NaiveBenchmark
 {
-    private static readonly Method<byte[], byte[]> Put = new(MethodType.Unary, "sharerpc.bench.Naive", "Put", Marshallers.Bytes, Marshallers.Bytes);
-
     public sealed record Case(int Callers, long Ops, double Seconds, double OpsPerSecond, double P50Ms, double P99Ms);
 
     public sealed record Result(int ValueBytes, Case Sequential, Case Concurrent);
@@ -44,25 +44,24 @@ internal static class NaiveBenchmark
 
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
-            builder.Services.AddGrpcWire();
-            builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, 0, null));
-            await using var app = builder.Build();
-            app.MapGrpcService(ServerServiceDefinition.CreateBuilder()
-                .AddMethod(Put, (UnaryServerMethod<byte[], byte[]>)((request, _) =>
+            builder.Services.AddGrpc();
+            builder.Services.AddSingleton(new RawBytesService(request =>
+            {
+                // One op, one transaction, one fsync (autocommit), then the answer.
+                lock (gate)
                 {
-                    // One op, one transaction, one fsync (autocommit), then the answer.
-                    lock (gate)
-                    {
-                        pId.Value = Guid.CreateVersion7().ToString();
-                        pV.Value = request;
-                        insert.ExecuteNonQuery();
-                    }
+                    pId.Value = Guid.CreateVersion7().ToString();
+                    pV.Value = request;
+                    insert.ExecuteNonQuery();
+                }
 
-                    return Task.FromResult(Array.Empty<byte>());
-                }))
-                .Build());
+                return Task.FromResult(Array.Empty<byte>());
+            }));
+            builder.WebHost.ConfigureKestrel(k => k.ListenShareRpc(IPAddress.Loopback, 0));
+            await using var app = builder.Build();
+            app.MapGrpcService<RawBytesService>();
             await app.StartAsync(ct);
-            using var channel = GrpcChannel.ForAddress(app.GetListeningAddresses().Single());
+            using var channel = BenchSupport.Channel(app.Urls.Single());
             var payload = new byte[valueBytes];
             Random.Shared.NextBytes(payload);
 
@@ -84,6 +83,7 @@ internal static class NaiveBenchmark
     private static async Task<Case> RunCaseAsync(GrpcChannel channel, byte[] payload, int callers, TimeSpan duration, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
+        var invoker = channel.CreateCallInvoker();
         var latencies = new List<double>[callers];
         await Task.WhenAll(Enumerable.Range(0, callers).Select(i => Task.Run(
             async () =>
@@ -92,7 +92,7 @@ internal static class NaiveBenchmark
                 while (sw.Elapsed < duration)
                 {
                     var start = Stopwatch.GetTimestamp();
-                    await channel.AsyncUnaryCall(Put, payload, new CallOptions(CancellationToken: ct));
+                    await invoker.AsyncUnaryCall(RawBytesService.PutMethod, null, new CallOptions(cancellationToken: ct), payload);
                     mine.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
                 }
             },

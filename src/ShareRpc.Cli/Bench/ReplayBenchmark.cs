@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using ShareRpc.Client;
-using ShareRpc.Protocol.V1;
 
 namespace ShareRpc.Cli.Bench;
 

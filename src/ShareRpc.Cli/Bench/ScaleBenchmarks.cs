@@ -30,7 +30,7 @@ internal static class ScaleBenchmarks
                 var live = await s.Client.RedeemAsync(s.SturdyRef, ct);
                 var sw = Stopwatch.StartNew();
                 double preloadRate;
-                using (var channel = Wire.GrpcChannel.ForAddress(server.Address))
+                using (var channel = BenchSupport.Channel(server.Address))
                 {
                     preloadRate = await BenchSupport.PreloadAsync(channel, live.LiveRef, size, valueBytes, 512, ct);
                 }
@@ -257,7 +257,7 @@ internal static class ScaleBenchmarks
             {
                 sturdy = await producer.EnsureShareAsync(server.Address, "fanout", "", ct);
                 var live = await producer.RedeemAsync(sturdy, ct);
-                using var channel = Wire.GrpcChannel.ForAddress(server.Address);
+                using var channel = BenchSupport.Channel(server.Address);
                 await BenchSupport.PreloadAsync(channel, live.LiveRef, ops, valueBytes, 512, ct);
             }
 

@@ -1,18 +1,20 @@
 using System.Diagnostics;
 using System.Net;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using ShareRpc.Wire;
 
 namespace ShareRpc.Cli.Bench;
 
-/// <summary>Raw gRPC over loopback, no storage: the ceiling every durable figure is compared with.</summary>
+/// <summary>
+/// Raw gRPC over loopback, no storage: Grpc.AspNetCore serving, Grpc.Net.Client calling (with the
+/// SDK's tuned handler), byte[] messages. The ceiling every durable figure is compared with.
+/// </summary>
 internal static class WireBenchmark
 {
-    private static readonly Method<byte[], byte[]> Echo = new(MethodType.DuplexStreaming, "sharerpc.bench.Wire", "Echo", Marshallers.Bytes, Marshallers.Bytes);
-    private static readonly Method<byte[], byte[]> Unary = new(MethodType.Unary, "sharerpc.bench.Wire", "Unary", Marshallers.Bytes, Marshallers.Bytes);
-
     public sealed record Result(
         string Machine,
         string Transport,
@@ -26,24 +28,22 @@ internal static class WireBenchmark
 
     public static async Task<Result> RunAsync(TimeSpan duration, int messageBytes, int callers, bool tls, TextWriter log, CancellationToken ct)
     {
-        var cert = tls ? DevCertificates.CreateSelfSigned() : null;
+        var cert = tls ? SelfSignedCertificate.Create() : null;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.Services.AddGrpcWire();
-        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(IPAddress.Loopback, 0, cert));
+        builder.Services.AddGrpc(o => o.MaxSendMessageSize = 4 * 1024 * 1024);
+        builder.Services.AddSingleton(new RawBytesService(Task.FromResult));
+        builder.WebHost.ConfigureKestrel(k => k.ListenShareRpc(IPAddress.Loopback, 0, cert));
         await using var app = builder.Build();
-        app.MapGrpcService(ServerServiceDefinition.CreateBuilder()
-            .AddMethod(Echo, EchoAsync)
-            .AddMethod(Unary, (request, _) => Task.FromResult(request))
-            .Build());
+        app.MapGrpcService<RawBytesService>();
         await app.StartAsync(ct);
-        var address = app.GetListeningAddresses().Single();
+        var address = new Uri(app.Urls.Single());
         if (tls)
         {
             address = new UriBuilder(address) { Host = "localhost" }.Uri;
         }
 
-        using var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { TrustedRootCertificate = cert });
+        using var channel = BenchSupport.Channel(address.ToString(), cert);
         var payload = new byte[messageBytes];
         Random.Shared.NextBytes(payload);
 
@@ -69,25 +69,9 @@ internal static class WireBenchmark
             Math.Round(p99, 3));
     }
 
-    // One flush per read batch: answering each message with its own flush halves throughput.
-    private static async Task EchoAsync(IAsyncStreamReader<byte[]> requests, IServerStreamWriter<byte[]> responses, ServerCallContext context)
-    {
-        var reader = (IBufferedStreamReader<byte[]>)requests;
-        while (await reader.MoveNext())
-        {
-            responses.WriteBuffered(reader.Current);
-            while (reader.TryMoveNextBuffered())
-            {
-                responses.WriteBuffered(reader.Current);
-            }
-
-            await responses.FlushAsync();
-        }
-    }
-
     private static async Task<double> DuplexAsync(GrpcChannel channel, byte[] payload, TimeSpan duration, CancellationToken ct)
     {
-        using var call = channel.AsyncDuplexStreamingCall(Echo, new CallOptions(CancellationToken: ct));
+        using var call = channel.CreateCallInvoker().AsyncDuplexStreamingCall(RawBytesService.EchoMethod, null, new CallOptions(cancellationToken: ct));
         long received = 0;
         var sw = Stopwatch.StartNew();
         var stop = false;
@@ -120,6 +104,7 @@ internal static class WireBenchmark
     private static async Task<(double Rate, double P50, double P99)> UnaryAsync(GrpcChannel channel, byte[] payload, int callers, TimeSpan duration, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
+        var invoker = channel.CreateCallInvoker();
         var latencies = new List<double>[callers];
         var tasks = Enumerable.Range(0, callers).Select(i => Task.Run(
             async () =>
@@ -128,7 +113,7 @@ internal static class WireBenchmark
                 while (sw.Elapsed < duration)
                 {
                     var start = Stopwatch.GetTimestamp();
-                    await channel.AsyncUnaryCall(Unary, payload, new CallOptions(CancellationToken: ct));
+                    await invoker.AsyncUnaryCall(RawBytesService.UnaryMethod, null, new CallOptions(cancellationToken: ct), payload);
                     mine.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
                 }
             },

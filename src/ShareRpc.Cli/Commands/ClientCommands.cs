@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 using Google.Protobuf;
 using ShareRpc.Client;
 using ShareRpc.Client.Outbox;
-using ShareRpc.Protocol.V1;
+using Sharerpc.V1;
 
 namespace ShareRpc.Cli.Commands;
 

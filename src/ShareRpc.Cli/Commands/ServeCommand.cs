@@ -5,7 +5,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using ShareRpc.Server.Hosting;
-using ShareRpc.Server.Postgres;
 
 namespace ShareRpc.Cli.Commands;
 

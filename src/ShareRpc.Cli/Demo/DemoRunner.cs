@@ -1,9 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
+using ShareRpc.AgentSession;
 using ShareRpc.Client;
-using ShareRpc.Client.AgentSession;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
+using Sharerpc.V1;
 
 namespace ShareRpc.Cli.Demo;
 
@@ -93,8 +92,8 @@ internal sealed class DemoRunner
         await using var a = new ShareRpcClient(new ShareRpcClientOptions
         {
             OutboxPath = Path.Combine(dir, "agent-a.db"),
-            InitialBackoffMs = 50,
-            MaxBackoffMs = 400,
+            InitialBackoff = TimeSpan.FromMilliseconds(50),
+            MaxBackoff = TimeSpan.FromMilliseconds(400),
             Faults = faults,
         });
         var sessionId = "ses_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
@@ -105,7 +104,7 @@ internal sealed class DemoRunner
         Detail($"A writes with its own capability {Cap(aWriterRef)}: READ+APPEND, delegated from the owner ref");
 
         using var viewerCalls = new CallCounter();
-        await using var viewerClient = new ShareRpcClient(new ShareRpcClientOptions { InitialBackoffMs = 50, MaxBackoffMs = 400, Channel = new() { HttpHandler = viewerCalls } });
+        await using var viewerClient = new ShareRpcClient(new ShareRpcClientOptions { InitialBackoff = TimeSpan.FromMilliseconds(50), MaxBackoff = TimeSpan.FromMilliseconds(400), Channel = new() { HttpHandler = viewerCalls } });
         var viewer = new Viewer(viewerClient, viewerRef);
         using var viewerStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var viewerTask = viewer.RunAsync(viewerStop.Token);
@@ -179,7 +178,7 @@ internal sealed class DemoRunner
         var viewerCallsBeforeRevoke = viewerCalls["Subscribe"];
         var revoke = await a.RevokeAsync(ownerRef, SturdyRef.Parse(aWriterRef).CapabilityId, ct);
         Detail($"A's writer capability {Cap(aWriterRef)} is revoked (RevokeCapability with the owner ref): epoch {epochBefore} -> {revoke.Epoch}");
-        var late = new Client.AgentSession.V1.Part { Id = "prt_06", MessageId = SessionScript.MessageId(2 * handoffTurn), SessionId = sessionId, Text = new() { Text = "[agent-a] one more thing..." } };
+        var late = new Sharerpc.Agent.V1.Part { Id = "prt_06", MessageId = SessionScript.MessageId(2 * handoffTurn), SessionId = sessionId, Text = new() { Text = "[agent-a] one more thing..." } };
         var lateOp = await aSession.UpsertPartAsync(late);
         string fence;
         try
@@ -198,7 +197,7 @@ internal sealed class DemoRunner
 
         // 5. B catches up from cursor 0 and carries on; the viewer keeps tailing.
         Step(5, "agent B catches up from cursor 0 and carries on");
-        await using var b = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = Path.Combine(dir, "agent-b.db"), InitialBackoffMs = 50, MaxBackoffMs = 400 });
+        await using var b = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = Path.Combine(dir, "agent-b.db"), InitialBackoff = TimeSpan.FromMilliseconds(50), MaxBackoff = TimeSpan.FromMilliseconds(400) });
         sw.Restart();
         var bHead = (await b.RedeemAsync(bRef, ct)).Cursor;
         var bReader = new AgentSessionReader(b, bRef);
@@ -217,7 +216,7 @@ internal sealed class DemoRunner
             }
         }
 
-        var snapshot = await AgentSessionReader.ReadSnapshotAsync(b, bRef, ct);
+        var snapshot = await AgentSessionReader.ReadSnapshotAsync(b, bRef, cancellationToken: ct);
         Detail($"B subscribes from cursor 0 with its ref: caught up to cursor {bReader.Cursor} in {Seconds(sw.Elapsed)}: {SessionScript.Describe(bReader.State)}; {(bReader.State.Equals(snapshot) ? "equals" : "DIFFERS FROM")} the server's snapshot");
         Detail($"B picks up where A stopped: {SessionScript.LastAnswer(bReader.State)}");
         var bSession = new AgentSessionWriter(b.OpenWriter(bRef));
@@ -232,7 +231,7 @@ internal sealed class DemoRunner
         head = (await bOps[^1].Acked).Cursor;
         Detail($"B streams turns {handoffTurn + 1}-{handoffTurn + bTurns}: {bOps.Count} ops, all acked, head is cursor {head} ({Seconds(sw.Elapsed)})");
         await WaitAsync(viewer.WaitForCursorAsync(head), viewerTask, "the viewer to reach cursor " + head);
-        var finalSnapshot = await AgentSessionReader.ReadSnapshotAsync(b, bRef, ct);
+        var finalSnapshot = await AgentSessionReader.ReadSnapshotAsync(b, bRef, cancellationToken: ct);
         var viewEqual = viewer.Reader.State.Equals(finalSnapshot);
         Detail(viewerCalls["Subscribe"] > viewerCallsBeforeRevoke
             ? "viewer: the revoke's epoch bump ended its stream; it redeemed and resumed (its READ capability was not revoked)"

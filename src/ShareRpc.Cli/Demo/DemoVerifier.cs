@@ -1,6 +1,6 @@
 using System.Globalization;
 using ShareRpc.Client.Outbox;
-using ShareRpc.Protocol.V1;
+using Sharerpc.V1;
 
 namespace ShareRpc.Cli.Demo;
 

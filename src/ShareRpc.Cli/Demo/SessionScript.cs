@@ -1,8 +1,8 @@
 using System.Globalization;
 using Google.Protobuf.WellKnownTypes;
+using Sharerpc.Agent.V1;
+using ShareRpc.AgentSession;
 using ShareRpc.Client;
-using ShareRpc.Client.AgentSession;
-using ShareRpc.Client.AgentSession.V1;
 
 namespace ShareRpc.Cli.Demo;
 
@@ -17,9 +17,9 @@ internal static class SessionScript
 {
     public const int OpsPerTurn = 14;
 
-    private static readonly DateTimeOffset Epoch = new(2026, 11, 22, 9, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset s_start = new(2026, 11, 22, 9, 0, 0, TimeSpan.Zero);
 
-    private static readonly (string Ask, string Tool, string Title, string Path, string Answer)[] Tasks =
+    private static readonly (string Ask, string Tool, string Title, string Path, string Answer)[] s_tasks =
     [
         ("Why does the login test fail on CI?", "bash", "npm test -- login", "test/login.test.ts", "The test races the session cookie; it now waits for the redirect."),
         ("Add a retry to the token refresh.", "edit", "edit src/auth/refresh.ts", "src/auth/refresh.ts", "Refresh retries twice with jittered backoff on 503."),
@@ -39,8 +39,8 @@ internal static class SessionScript
         Directory = "/home/dev/webapp",
         ProjectId = "webapp",
         Agent = agent,
-        CreatedAt = Timestamp.FromDateTimeOffset(Epoch),
-        UpdatedAt = Timestamp.FromDateTimeOffset(Epoch.AddMinutes(turns)),
+        CreatedAt = Timestamp.FromDateTimeOffset(s_start),
+        UpdatedAt = Timestamp.FromDateTimeOffset(s_start.AddMinutes(turns)),
         Labels = { ["agent"] = agent },
     };
 
@@ -57,8 +57,8 @@ internal static class SessionScript
     /// <summary>Turn <paramref name="turn"/> (1-based): <see cref="OpsPerTurn"/> ops, each durable in the outbox when its call returns.</summary>
     public static async Task<List<PendingOp>> TurnAsync(AgentSessionWriter writer, string sessionId, string agent, int turn)
     {
-        var task = Tasks[(turn - 1) % Tasks.Length];
-        var at = Epoch.AddMinutes(turn);
+        var task = s_tasks[(turn - 1) % s_tasks.Length];
+        var at = s_start.AddMinutes(turn);
         var user = MessageId(2 * turn - 1);
         var assistant = MessageId(2 * turn);
         var model = new ModelRef { ProviderId = "anthropic", ModelId = "claude-sonnet-4" };

@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
-using ShareRpc.Protocol;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
+using Grpc.Core;
+using Sharerpc.V1;
 
 namespace ShareRpc.Client.Capabilities;
 
@@ -35,7 +33,7 @@ internal sealed class LiveRefCache
             }
 
             var fresh = live.LiveRefExpiresAt is null
-                || live.LiveRefExpiresAt.ToDateTimeOffset() - DateTimeOffset.UtcNow > TimeSpan.FromMilliseconds(_client.Options.LiveRefRefreshMarginMs);
+                || live.LiveRefExpiresAt.ToDateTimeOffset() - _client.Options.TimeProvider.GetUtcNow() > _client.Options.LiveRefRefreshMargin;
             if (!forceRedeem && fresh)
             {
                 return live;
@@ -55,11 +53,9 @@ internal sealed class LiveRefCache
 
     private async Task<RedeemShareResponse> RedeemAsync(SturdyRef sturdyRef, CancellationToken cancellationToken)
     {
-        var channel = _client.ChannelFor(sturdyRef.Address);
         try
         {
-            return await channel.AsyncUnaryCall(
-                ShareRpcMethods.RedeemShare,
+            return await _client.Stub(sturdyRef.Address).RedeemShareAsync(
                 new RedeemShareRequest { SturdyRef = sturdyRef.ToString() },
                 _client.UnaryOptions(null, cancellationToken)).ResponseAsync.ConfigureAwait(false);
         }

@@ -24,11 +24,21 @@ public sealed class OutboxOptions
     /// <summary>Acked ops are kept this long (for inspection), then compacted away.</summary>
     public TimeSpan AckedRetention { get; set; } = TimeSpan.FromHours(1);
 
+    internal IEnumerable<string> Problems()
+    {
+        if (MaxBatchOps <= 0) yield return $"Outbox.MaxBatchOps must be > 0 (was {MaxBatchOps}).";
+        if (MaxBatchBytes <= 0) yield return $"Outbox.MaxBatchBytes must be > 0 (was {MaxBatchBytes}).";
+        if (MaxOpsPerCommit <= 0) yield return $"Outbox.MaxOpsPerCommit must be > 0 (was {MaxOpsPerCommit}).";
+        if (MaxQueuedEnqueues <= 0) yield return $"Outbox.MaxQueuedEnqueues must be > 0 (was {MaxQueuedEnqueues}).";
+        if (AckedRetention < TimeSpan.Zero) yield return $"Outbox.AckedRetention must be >= 0 (was {AckedRetention}).";
+    }
+
     internal void Validate()
     {
-        if (MaxBatchOps <= 0 || MaxBatchBytes <= 0 || MaxOpsPerCommit <= 0 || MaxQueuedEnqueues <= 0 || AckedRetention < TimeSpan.Zero)
+        var problems = Problems().ToList();
+        if (problems.Count > 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(OutboxOptions), "Outbox limits must be positive.");
+            throw new ArgumentOutOfRangeException(nameof(OutboxOptions), string.Join(" ", problems));
         }
     }
 }

@@ -1,13 +1,12 @@
+using Grpc.Core;
 using ShareRpc.Client.Outbox;
-using ShareRpc.Protocol;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
+using ShareRpc.Client.Transport;
+using Sharerpc.V1;
 
 namespace ShareRpc.Client.Sending;
 
 /// <summary>
-/// Streams one share's outbox over AppendOps (DESIGN.md "Client: the durable outbox"): resends
+/// Streams one share's outbox over AppendOps (docs/design.md, "Client: the durable outbox"): resends
 /// every unacked batch from the oldest, byte-for-byte, then seals and sends new ones, keeping
 /// up to MaxInFlightBatches unacked; records each ack in one transaction. On failure it
 /// reconnects with jittered exponential backoff, redeeming again when the epoch moved; on a
@@ -109,7 +108,7 @@ internal sealed class ShareSender : IAsyncDisposable
     private async Task RunAsync()
     {
         var producer = await _producer.ConfigureAwait(false);
-        var backoff = _client.Options.InitialBackoffMs;
+        var backoff = new Backoff(_client.Options);
         var redeem = false;
         var staleInARow = 0;
         while (!_stop.IsCancellationRequested)
@@ -129,7 +128,7 @@ internal sealed class ShareSender : IAsyncDisposable
                 var progressed = await StreamAsync(producer, live.LiveRef).ConfigureAwait(false);
                 if (progressed)
                 {
-                    backoff = _client.Options.InitialBackoffMs;
+                    backoff.Reset();
                     staleInARow = 0;
                 }
             }
@@ -158,12 +157,9 @@ internal sealed class ShareSender : IAsyncDisposable
                 }
             }
 
-            // Jittered exponential backoff: many clients reconnecting after a server restart spread out.
-            var delay = backoff / 2 + Random.Shared.Next(backoff / 2 + 1);
-            backoff = Math.Min(backoff * 2, _client.Options.MaxBackoffMs);
             try
             {
-                await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+                await backoff.WaitAsync(_stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -175,7 +171,7 @@ internal sealed class ShareSender : IAsyncDisposable
     /// <summary>Drops acked ops past their retention, at most once a minute, when the share is idle.</summary>
     private async Task CompactIfDueAsync()
     {
-        var now = DateTimeOffset.UtcNow;
+        var now = _client.Options.TimeProvider.GetUtcNow();
         if (now - _lastCompaction < TimeSpan.FromMinutes(1))
         {
             return;
@@ -206,8 +202,9 @@ internal sealed class ShareSender : IAsyncDisposable
     private async Task<bool> StreamAsync(ProducerInfo producer, string liveRef)
     {
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-        using var call = _client.ChannelFor(_sturdyRef.Address).AsyncDuplexStreamingCall(
+        using var call = _client.InvokerFor(_sturdyRef.Address).AsyncDuplexStreamingCall(
             ShareRpcMethods.AppendOpsRaw,
+            host: null,
             new CallOptions(ShareRpcClient.Bearer(liveRef), null, streamCts.Token));
         var inFlight = new Queue<SealedBatch>();
 
@@ -240,7 +237,7 @@ internal sealed class ShareSender : IAsyncDisposable
                         head = inFlight.Peek();
                     }
 
-                    // Acks come one per batch, in order (DESIGN.md "AppendOps").
+                    // Acks come one per batch, in order (docs/design.md, "AppendOps semantics").
                     if (response.BatchId != head.BatchId)
                     {
                         throw new InvalidOperationException($"Ack for {response.BatchId} while {head.BatchId} was next.");
@@ -254,9 +251,8 @@ internal sealed class ShareSender : IAsyncDisposable
                         var oldest = await Outbox.GetUnackedBatchesAsync(ShareId, 0, 1).ConfigureAwait(false);
                         if (oldest.Count > 0 && oldest[0].FirstSeq > response.ExpectedSeq)
                         {
-                            throw new ShareRpcCallException(
-                                new Status(StatusCode.DataLoss, $"The server expects seq {response.ExpectedSeq}, but ops before {oldest[0].FirstSeq} were acked and compacted here."),
-                                new Metadata());
+                            throw ShareRpcCallException.Local(StatusCode.DataLoss,
+                                $"The server expects seq {response.ExpectedSeq}, but ops before {oldest[0].FirstSeq} were acked and compacted here.");
                         }
 
                         throw new OutOfOrderException(response.ExpectedSeq);
@@ -315,10 +311,10 @@ internal sealed class ShareSender : IAsyncDisposable
                         idle = inFlight.Count == 0;
                     }
 
-                    if (idle && _client.Options.LingerMs > 0)
+                    if (idle && _client.Options.Linger > TimeSpan.Zero)
                     {
                         // Nothing in flight: give concurrent producers a moment to fill the batch.
-                        await Task.Delay(_client.Options.LingerMs, streamCts.Token).ConfigureAwait(false);
+                        await Task.Delay(_client.Options.Linger, _client.Options.TimeProvider, streamCts.Token).ConfigureAwait(false);
                     }
 
                     next = await Outbox.SealNextBatchAsync(ShareId).ConfigureAwait(false);
@@ -359,21 +355,33 @@ internal sealed class ShareSender : IAsyncDisposable
                 lastSent = next.LastSeq;
             }
         }
-        catch (Exception writeError) when (writeError is OperationCanceledException or RpcException or InvalidOperationException)
+        catch (Exception writeError) when (writeError is OperationCanceledException or RpcException or InvalidOperationException or IOException)
         {
             if (_stop.IsCancellationRequested)
             {
                 throw new OperationCanceledException(_stop.Token);
             }
 
-            // The response side holds the real cause (the status, or the bad ack).
+            // A write that fails with IOException (the connection broke) does not end a Grpc.Net.Client call:
+            // it would wait for a deadline the stream does not have. End it here so the reconnect path runs.
+            var broken = writeError is IOException;
+            if (broken)
+            {
+                await streamCts.CancelAsync().ConfigureAwait(false);
+            }
+
+            // Otherwise the response side holds the real cause (the status, or the bad ack).
             try
             {
                 await reader.ConfigureAwait(false);
             }
-            catch (RpcException ex)
+            catch (RpcException ex) when (!(broken && ex.StatusCode == StatusCode.Cancelled))
             {
                 throw ShareRpcCallException.From(ex);
+            }
+            catch (RpcException)
+            {
+                // Cancelled here, after the broken write: reported below as UNAVAILABLE.
             }
 
             if (writeError is RpcException rpc)
@@ -381,7 +389,7 @@ internal sealed class ShareSender : IAsyncDisposable
                 throw ShareRpcCallException.From(rpc);
             }
 
-            throw new ShareRpcCallException(new Status(StatusCode.Unavailable, "The AppendOps stream ended."), new Metadata(), writeError);
+            throw ShareRpcCallException.Local(StatusCode.Unavailable, "The AppendOps stream broke: " + writeError.Message, writeError);
         }
     }
 

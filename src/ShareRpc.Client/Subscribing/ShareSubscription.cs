@@ -1,8 +1,7 @@
 using System.Runtime.CompilerServices;
-using ShareRpc.Protocol;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Wire;
+using Grpc.Core;
+using ShareRpc.Client.Transport;
+using Sharerpc.V1;
 
 namespace ShareRpc.Client.Subscribing;
 
@@ -27,7 +26,7 @@ internal sealed class ShareSubscription
 
     public async IAsyncEnumerable<SubscribeResponse> ReadAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var backoff = _client.Options.InitialBackoffMs;
+        var backoff = new Backoff(_client.Options);
         var redeem = false;
         while (true)
         {
@@ -38,8 +37,7 @@ internal sealed class ShareSubscription
             {
                 var live = await _client.LiveRefs.GetAsync(_sturdyRef, redeem, cancellationToken).ConfigureAwait(false);
                 redeem = false;
-                call = _client.ChannelFor(_sturdyRef.Address).AsyncServerStreamingCall(
-                    ShareRpcMethods.Subscribe,
+                call = _client.Stub(_sturdyRef.Address).Subscribe(
                     new SubscribeRequest { FromCursor = _next, IncludeSnapshot = _wantSnapshot },
                     new CallOptions(ShareRpcClient.Bearer(live.LiveRef), null, cancellationToken));
             }
@@ -86,7 +84,7 @@ internal sealed class ShareSubscription
                                 break;
                         }
 
-                        backoff = _client.Options.InitialBackoffMs;
+                        backoff.Reset();
                         yield return item;
                     }
                 }
@@ -113,9 +111,7 @@ internal sealed class ShareSubscription
             }
 
             // The stream ended or broke (server restart, drain, network): resume after a jittered pause.
-            var delay = backoff / 2 + Random.Shared.Next(backoff / 2 + 1);
-            backoff = Math.Min(backoff * 2, _client.Options.MaxBackoffMs);
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            await backoff.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 }

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
-using ShareRpc.Protocol.Refs;
+using ShareRpc.Server.Capabilities;
 using ShareRpc.Server.Storage;
 
 namespace ShareRpc.Server.Postgres.Internal;
@@ -63,7 +63,8 @@ internal class PgReader : IShareReader
     {
         MaterializeWrites();
         if (Pending.Count == 0) return;
-        await using var batch = NewBatch();
+        var batch = NewBatch();
+        await using var batchScope = batch.ConfigureAwait(false);
         Pending.Clear();
         await batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
@@ -76,9 +77,11 @@ internal class PgReader : IShareReader
         var skip = 0;
         foreach (var s in Pending) if (s.Kind == Kind.WriteReturningRows) skip++;
         Pending.Add(new Statement(Cmd(sql, args), Kind.Control));
-        await using var batch = NewBatch();
+        var batch = NewBatch();
+        await using var batchScope = batch.ConfigureAwait(false);
         Pending.Clear();
-        await using var reader = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        var reader = await batch.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        await using var readerScope = reader.ConfigureAwait(false);
         // Statements without rows produce no result set; the row-returning writes (UPDATE … RETURNING pg_notify) do.
         for (var i = 0; i < skip; i++)
         {
@@ -171,7 +174,8 @@ internal class PgReader : IShareReader
         {
             if (Begun && Connection.State == System.Data.ConnectionState.Open)
             {
-                await using var cmd = new NpgsqlCommand("ROLLBACK", Connection);
+                var cmd = new NpgsqlCommand("ROLLBACK", Connection);
+                await using var cmdScope = cmd.ConfigureAwait(false);
                 await cmd.ExecuteNonQueryAsync().ConfigureAwait(false);
             }
         }

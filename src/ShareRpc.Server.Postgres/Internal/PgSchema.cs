@@ -95,7 +95,8 @@ internal static class PgSchema
     /// <summary>Creates or migrates the schema; refuses a version newer than this code knows.</summary>
     internal static async Task<int> MigrateAsync(NpgsqlConnection connection, string schema, CancellationToken ct)
     {
-        await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
+        var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
+        await using var txScope = tx.ConfigureAwait(false);
         await Exec(connection, tx, "SELECT pg_advisory_xact_lock($1)", ct, LockKey(schema)).ConfigureAwait(false);
         // DDL only when something is missing: an up-to-date schema opens without CREATE privileges.
         if (!await ExistsAsync(connection, tx, "SELECT 1 FROM pg_namespace WHERE nspname = $1", schema, ct).ConfigureAwait(false))
@@ -107,7 +108,8 @@ internal static class PgSchema
                 .ConfigureAwait(false);
         }
         int version;
-        await using (var cmd = new NpgsqlCommand($"SELECT version FROM {schema}.schema_version", connection, tx))
+        var cmd = new NpgsqlCommand($"SELECT version FROM {schema}.schema_version", connection, tx);
+        await using (cmd.ConfigureAwait(false))
             version = await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is int v ? v : 0;
         if (version > CurrentVersion)
             throw new InvalidOperationException(
@@ -126,14 +128,16 @@ internal static class PgSchema
 
     private static async Task<bool> ExistsAsync(NpgsqlConnection c, NpgsqlTransaction tx, string sql, string arg, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand(sql, c, tx);
+        var cmd = new NpgsqlCommand(sql, c, tx);
+        await using var cmdScope = cmd.ConfigureAwait(false);
         cmd.Parameters.Add(new NpgsqlParameter { Value = arg });
         return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is not null;
     }
 
     private static async Task Exec(NpgsqlConnection c, NpgsqlTransaction tx, string sql, CancellationToken ct, params object[] args)
     {
-        await using var cmd = new NpgsqlCommand(sql, c, tx);
+        var cmd = new NpgsqlCommand(sql, c, tx);
+        await using var cmdScope = cmd.ConfigureAwait(false);
         foreach (var a in args) cmd.Parameters.Add(new NpgsqlParameter { Value = a });
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
-using ShareRpc.Protocol.Refs;
+using ShareRpc.Server.Capabilities;
 using ShareRpc.Server.Storage;
 
 namespace ShareRpc.Server.Postgres.Internal;

@@ -1,19 +1,18 @@
 using System.Globalization;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Capabilities;
 using ShareRpc.Server.Storage;
+using Sharerpc.V1;
 
 namespace ShareRpc.Server.Apply;
 
 /// <summary>What a committed batch changed (for waking subscribers).</summary>
-public sealed record BatchOutcome(AppendOpsResponse Response, long ShareRowId, string ShareId, ulong Cursor, int Applied, int Duplicates, int Rejected);
+internal sealed record BatchOutcome(AppendOpsResponse Response, long ShareRowId, string ShareId, ulong Cursor, int Applied, int Duplicates, int Rejected);
 
 /// <summary>
-/// Applies one validated batch inside a write transaction, exactly as DESIGN.md
+/// Applies one validated batch inside a write transaction, exactly as docs/design.md,
 /// "AppendOps semantics" says. Only <see cref="IShareTransaction"/> is used, so any store works.
 /// </summary>
-public static class BatchApplier
+internal static class BatchApplier
 {
     public static async Task<BatchOutcome> ApplyAsync(IShareTransaction tx, LiveRefClaims claims, AppendOpsRequest batch, DateTimeOffset now, CancellationToken ct = default)
     {

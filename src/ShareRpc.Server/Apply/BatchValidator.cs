@@ -1,5 +1,5 @@
 using System.Globalization;
-using ShareRpc.Protocol.V1;
+using Sharerpc.V1;
 
 namespace ShareRpc.Server.Apply;
 
@@ -8,7 +8,7 @@ namespace ShareRpc.Server.Apply;
 /// INVALID_ARGUMENT naming it (<c>ops[2].put.collection</c>); an exceeded limit is
 /// RESOURCE_EXHAUSTED naming the field and the limit. Nothing of a refused batch is applied.
 /// </summary>
-public static class BatchValidator
+internal static class BatchValidator
 {
     public static void Validate(AppendOpsRequest batch, ShareRpcLimits limits)
     {

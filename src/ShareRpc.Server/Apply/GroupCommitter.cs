@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 using ShareRpc.Server.Storage;
-using ShareRpc.Protocol;
+using Sharerpc.V1;
 
 namespace ShareRpc.Server.Apply;
 
@@ -15,7 +15,7 @@ namespace ShareRpc.Server.Apply;
 /// on a shared database), in which case the whole group runs again, up to MaxCommitAttempts.
 /// Writes run in submission order, so one stream's batches apply in the order it sent them.
 /// </summary>
-public sealed class GroupCommitter : IAsyncDisposable
+internal sealed class GroupCommitter : IAsyncDisposable
 {
     private readonly IShareStore _store;
     private readonly int _maxWritesPerCommit;

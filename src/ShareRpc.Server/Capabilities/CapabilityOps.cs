@@ -1,12 +1,10 @@
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
 using ShareRpc.Server.Storage;
-using ShareRpc.Protocol;
+using Sharerpc.V1;
 
 namespace ShareRpc.Server.Capabilities;
 
 /// <summary>Where sturdy refs point: HOST:PORT and whether TLS is used.</summary>
-public readonly record struct RefEndpoint(string Host, int Port, bool Tls)
+internal readonly record struct RefEndpoint(string Host, int Port, bool Tls)
 {
     /// <summary>Parses "HOST:PORT" ("[::1]:PORT" for IPv6).</summary>
     public static RefEndpoint Parse(string hostPort, bool tls)
@@ -20,7 +18,7 @@ public readonly record struct RefEndpoint(string Host, int Port, bool Tls)
 }
 
 /// <summary>Capability writes, each run inside a write transaction (the committer's).</summary>
-public static class CapabilityOps
+internal static class CapabilityOps
 {
     public sealed record CreateResult(CreateShareResponse Response, long ShareRowId);
     public sealed record RevokeResult(RevokeCapabilityResponse Response, long ShareRowId, string ShareId, ulong Epoch, IReadOnlySet<string> Revoked);

@@ -1,10 +1,9 @@
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol;
+using Sharerpc.V1;
 
 namespace ShareRpc.Server.Capabilities;
 
 /// <summary>Issues and checks live refs with the server key.</summary>
-public sealed class LiveRefAuthority(byte[] key, TimeProvider clock)
+internal sealed class LiveRefAuthority(byte[] key, TimeProvider clock)
 {
     public TimeProvider Clock { get; } = clock;
 
@@ -34,7 +33,7 @@ public sealed class LiveRefAuthority(byte[] key, TimeProvider clock)
 }
 
 /// <summary>The checks every authorized call makes against current storage state.</summary>
-public static class CapabilityChecks
+internal static class CapabilityChecks
 {
     /// <summary>
     /// In order: the share exists (NOT_FOUND); the capability belongs to it and is not revoked

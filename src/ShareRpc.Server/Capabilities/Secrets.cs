@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 namespace ShareRpc.Server.Capabilities;
 
 /// <summary>Secrets are kept only as SHA-256 hashes and compared in constant time.</summary>
-public static class Secrets
+internal static class Secrets
 {
     public const int MinSecretBytes = 32;
 
@@ -25,7 +25,7 @@ public static class Secrets
 /// on first start with mode 0600 (written to a temp file, then moved into place, so concurrent
 /// first starts agree on one key). Kept outside the database.
 /// </summary>
-public static class ServerKey
+internal static class ServerKey
 {
     public const string FileName = "server.key";
     public const int KeyBytes = 32;

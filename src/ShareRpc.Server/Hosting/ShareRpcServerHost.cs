@@ -4,7 +4,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using ShareRpc.Wire;
 
 namespace ShareRpc.Server.Hosting;
 
@@ -25,7 +24,7 @@ public sealed class ShareRpcServerHost : IAsyncDisposable
 
     public IServiceProvider Services => App.Services;
 
-    public ShareEngine Engine => App.Services.GetRequiredService<ShareEngine>();
+    internal ShareEngine Engine => App.Services.GetRequiredService<ShareEngine>();
 
     /// <summary>The gRPC address clients dial, e.g. "http://127.0.0.1:7878" (port 0 resolved).</summary>
     public string Address { get; }
@@ -47,14 +46,12 @@ public sealed class ShareRpcServerHost : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddShareRpcServer(configure);
-        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(address ?? IPAddress.Loopback, port, tlsCertificate));
+        builder.WebHost.ConfigureKestrel(k => k.ListenShareRpc(address ?? IPAddress.Loopback, port, tlsCertificate));
         configureBuilder?.Invoke(builder);
         var app = builder.Build();
         try
         {
             app.MapShareRpc();
-            var health = app.Services.GetRequiredService<HealthStatusRegistry>();
-            app.Lifetime.ApplicationStopping.Register(health.SetAllNotServing);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
@@ -63,7 +60,7 @@ public sealed class ShareRpcServerHost : IAsyncDisposable
             throw;
         }
 
-        var listening = app.GetListeningAddresses().First();
+        var listening = new Uri(app.Urls.First()); // after start: the bound addresses, port 0 resolved
         if (tlsCertificate is not null)
         {
             listening = new UriBuilder(listening) { Scheme = Uri.UriSchemeHttps }.Uri;

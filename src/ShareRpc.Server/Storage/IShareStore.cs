@@ -1,18 +1,18 @@
-using ShareRpc.Protocol.Refs;
+using ShareRpc.Server.Capabilities;
 
 namespace ShareRpc.Server.Storage;
 
 /// <summary>A share row. <see cref="RowId"/> is the store's internal key (never on the wire).</summary>
-public sealed record ShareRecord(
+internal sealed record ShareRecord(
     long RowId, string ShareId, string ShareKey, string Title, IReadOnlyDictionary<string, string> Labels,
     ulong Epoch, ulong Cursor, DateTimeOffset CreatedAt);
 
 /// <summary>A capability row. <see cref="ParentRowId"/> is null for the owner capability.</summary>
-public sealed record CapabilityRecord(
+internal sealed record CapabilityRecord(
     long RowId, string CapabilityId, long ShareRowId, long? ParentRowId, byte[] SecretHash, Rights Rights,
     DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, string Note, DateTimeOffset CreatedAt);
 
-public enum OpKind
+internal enum OpKind
 {
     Put = 1,
     Delete = 2,
@@ -20,24 +20,24 @@ public enum OpKind
 }
 
 /// <summary>An applied op at its place in the log (the value lives only here; documents point at it).</summary>
-public sealed record LogEntry(
+internal sealed record LogEntry(
     ulong Cursor, string OpId, string ProducerId, ulong Seq, OpKind Kind, string Collection, string Key,
     byte[]? Value, string ContentType, ulong? ExpectedVersion, IReadOnlyList<string> DependsOn,
     ulong Version, DateTimeOffset CommittedAt);
 
 /// <summary>What the store remembers of an op id: applied (cursor, version) or rejected (reason, detail).</summary>
-public sealed record OpOutcome(bool Applied, ulong Cursor, ulong Version, int RejectReason, string Detail);
+internal sealed record OpOutcome(bool Applied, ulong Cursor, ulong Version, int RejectReason, string Detail);
 
 /// <summary>The head of a document (tombstones included: versions keep counting after a delete).</summary>
-public sealed record DocumentHead(ulong Version, ulong Cursor, long LogRowId, bool Deleted);
+internal sealed record DocumentHead(ulong Version, ulong Cursor, long LogRowId, bool Deleted);
 
 /// <summary>A live (not deleted) document with its value, for snapshots.</summary>
-public sealed record DocumentRecord(string Collection, string Key, byte[] Value, string ContentType, ulong Version, ulong Cursor);
+internal sealed record DocumentRecord(string Collection, string Key, byte[] Value, string ContentType, ulong Version, ulong Cursor);
 
 /// <summary>
 /// Reads; inside a <see cref="IShareReader"/> they see one consistent state.
 /// </summary>
-public interface IShareReader : IAsyncDisposable
+internal interface IShareReader : IAsyncDisposable
 {
     Task<ShareRecord?> GetShareAsync(string shareId, CancellationToken ct = default);
     Task<ShareRecord?> GetShareByKeyAsync(string shareKey, CancellationToken ct = default);
@@ -59,7 +59,7 @@ public interface IShareReader : IAsyncDisposable
 /// PostgreSQL: <see cref="LockShareAsync"/> is SELECT … FOR UPDATE) and that uniqueness
 /// (share key, op id per share, cursor per share) is enforced by constraints.
 /// </summary>
-public interface IShareTransaction : IShareReader
+internal interface IShareTransaction : IShareReader
 {
     /// <summary>Reads the share row and locks it for this transaction.</summary>
     Task<ShareRecord?> LockShareAsync(string shareId, CancellationToken ct = default);
@@ -108,7 +108,7 @@ public interface IShareTransaction : IShareReader
 }
 
 /// <summary>The store contract: the embedded SQLite store and a PostgreSQL store implement it.</summary>
-public interface IShareStore : IAsyncDisposable
+internal interface IShareStore : IAsyncDisposable
 {
     /// <summary>Begins a write transaction (the caller commits or disposes to roll back).</summary>
     Task<IShareTransaction> BeginWriteAsync(CancellationToken ct = default);
@@ -127,7 +127,9 @@ public interface IShareStore : IAsyncDisposable
 
 /// <summary>A change committed by any server process sharing the store.</summary>
 /// <param name="ShareId">The share; null means "anything may have changed" (after the feed (re)connected).</param>
-public readonly record struct ShareChange(string? ShareId, ulong Cursor, ulong Epoch);
+/// <param name="Cursor">The share's head after the change (0 when unknown).</param>
+/// <param name="Epoch">The share's epoch after the change (0 when unknown).</param>
+internal readonly record struct ShareChange(string? ShareId, ulong Cursor, ulong Epoch);
 
 /// <summary>
 /// Implemented by a store that several server processes share (PostgreSQL: LISTEN/NOTIFY). The
@@ -136,7 +138,7 @@ public readonly record struct ShareChange(string? ShareId, ulong Cursor, ulong E
 /// a woken subscriber reads storage, and after a reconnect the feed reports
 /// <c>ShareChange(null, 0, 0)</c> so every subscriber re-reads what it may have missed.
 /// </summary>
-public interface IShareChangeFeed
+internal interface IShareChangeFeed
 {
     /// <summary>Runs until <paramref name="ct"/> is cancelled, reconnecting as needed.</summary>
     Task RunAsync(Action<ShareChange> onChange, CancellationToken ct);

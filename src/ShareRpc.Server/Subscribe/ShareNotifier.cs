@@ -8,7 +8,7 @@ namespace ShareRpc.Server.Subscribe;
 /// number of shares — which matters when a shared database's change feed reports every commit of
 /// every server (<see cref="Storage.IShareChangeFeed"/>).
 /// </summary>
-public sealed class ShareNotifier
+internal sealed class ShareNotifier
 {
     private readonly Dictionary<string, ShareSignal> _signals = new(StringComparer.Ordinal);
 
@@ -56,7 +56,7 @@ public sealed class ShareNotifier
     }
 }
 
-public sealed class ShareSignal
+internal sealed class ShareSignal
 {
     private readonly object _gate = new();
     private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -13,7 +13,7 @@ public sealed class PostgresStoreContractTests(PostgresFixture pg, ITestOutputHe
 
     protected override async Task PrepareAsync() => _cs = await pg.Server.CreateDatabaseAsync("contract");
 
-    protected override async Task<IShareStore> OpenStoreAsync() => await PostgresShareStore.OpenAsync(new PostgresStoreOptions { ConnectionString = _cs });
+    private protected override async Task<IShareStore> OpenStoreAsync() => await PostgresShareStore.OpenAsync(new PostgresStoreOptions { ConnectionString = _cs });
 
     protected override int CurrentSchemaVersion => PostgresShareStore.SchemaVersion;
 

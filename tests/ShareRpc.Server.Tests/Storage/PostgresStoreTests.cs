@@ -3,10 +3,9 @@ using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
-using ShareRpc.Protocol.V1;
-using ShareRpc.Server.Hosting;
 using ShareRpc.Server.Postgres;
 using ShareRpc.Server.Storage;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
 
 namespace ShareRpc.Server.Tests.Stores;
@@ -18,7 +17,7 @@ namespace ShareRpc.Server.Tests.Stores;
 [Collection(PostgresCollection.Name)]
 public sealed class PostgresStoreTests(PostgresFixture pg) : IAsyncLifetime
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan s_patience = TimeSpan.FromSeconds(20);
     private readonly string _keyDir = Path.Combine(Path.GetTempPath(), "sharerpc-pg-nodes-" + Guid.NewGuid().ToString("N"));
     private readonly List<IAsyncDisposable> _owned = new();
     private string _cs = "";
@@ -59,16 +58,16 @@ public sealed class PostgresStoreTests(PostgresFixture pg) : IAsyncLifetime
         return (r.ShareId, r.SturdyRef);
     }
 
-    private static async Task<Protocol.Refs.LiveRefClaims> RedeemAsync(ShareEngine e, string sturdyRef) =>
+    private static async Task<Capabilities.LiveRefClaims> RedeemAsync(ShareEngine e, string sturdyRef) =>
         e.Authenticate("Bearer " + (await e.RedeemAsync(new RedeemShareRequest { SturdyRef = sturdyRef })).LiveRef);
 
     private static async Task Until(Func<bool> condition, string what)
     {
-        using var cts = new CancellationTokenSource(Patience);
+        using var cts = new CancellationTokenSource(s_patience);
         while (!condition())
         {
             try { await Task.Delay(10, cts.Token); }
-            catch (OperationCanceledException) { Assert.Fail($"timed out after {Patience.TotalSeconds} s waiting for {what}"); }
+            catch (OperationCanceledException) { Assert.Fail($"timed out after {s_patience.TotalSeconds} s waiting for {what}"); }
         }
     }
 
@@ -190,7 +189,7 @@ public sealed class PostgresStoreTests(PostgresFixture pg) : IAsyncLifetime
         var (shareId, sturdy) = await CreateAsync(a, "feed", NewSecret());
         var onA = await RedeemAsync(a, sturdy);
         var onB = await RedeemAsync(b, sturdy);
-        using var cts = new CancellationTokenSource(Patience);
+        using var cts = new CancellationTokenSource(s_patience);
         await using var sub = b.SubscribeAsync(onB, new SubscribeRequest { FromCursor = 1 }, cts.Token).GetAsyncEnumerator(cts.Token);
 
         await a.AppendAsync(onA, Batch("p", Put(1, "d", "x", "1")));
@@ -226,7 +225,7 @@ public sealed class PostgresStoreTests(PostgresFixture pg) : IAsyncLifetime
 
         async Task<ShareChange> NextAsync(Func<ShareChange, bool> wanted, string what)
         {
-            using var cts = new CancellationTokenSource(Patience);
+            using var cts = new CancellationTokenSource(s_patience);
             try
             {
                 while (true)
@@ -256,7 +255,7 @@ public sealed class PostgresStoreTests(PostgresFixture pg) : IAsyncLifetime
         Assert.Equal(new ShareChange(shareId, 2, 2), await NextAsync(c => c.ShareId == shareId, "the revoke's epoch"));
 
         await stop.CancelAsync();
-        await run.WaitAsync(Patience); // returns (no throw) when cancelled
+        await run.WaitAsync(s_patience); // returns (no throw) when cancelled
     }
 
     [Fact]

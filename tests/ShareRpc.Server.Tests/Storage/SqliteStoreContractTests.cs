@@ -10,7 +10,7 @@ public sealed class SqliteStoreContractTests(ITestOutputHelper output) : StoreCo
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "sharerpc-contract-" + Guid.NewGuid().ToString("N"));
 
-    protected override Task<IShareStore> OpenStoreAsync() => Task.FromResult<IShareStore>(SqliteShareStore.Open(_dir, fsyncEveryCommit: true));
+    private protected override Task<IShareStore> OpenStoreAsync() => Task.FromResult<IShareStore>(SqliteShareStore.Open(_dir, fsyncEveryCommit: true));
 
     protected override int CurrentSchemaVersion => SqliteSchema.CurrentVersion;
 

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Google.Protobuf;
-using ShareRpc.Protocol.Refs;
-using ShareRpc.Protocol.V1;
+using ShareRpc.Server.Capabilities;
 using ShareRpc.Server.Storage;
+using Sharerpc.V1;
 using Xunit.Abstractions;
 using static ShareRpc.Server.Tests.EngineFixture;
 
@@ -19,13 +19,13 @@ public abstract class StoreContractTests : IAsyncLifetime
     protected StoreContractTests(ITestOutputHelper output) => Output = output;
 
     protected ITestOutputHelper Output { get; }
-    protected EngineFixture F { get; private set; } = null!;
+    private protected EngineFixture F { get; private set; } = null!;
 
     /// <summary>Makes the fresh database this test uses.</summary>
     protected virtual Task PrepareAsync() => Task.CompletedTask;
 
     /// <summary>Opens the store on this test's database (each call a new store object on the same data).</summary>
-    protected abstract Task<IShareStore> OpenStoreAsync();
+    private protected abstract Task<IShareStore> OpenStoreAsync();
 
     /// <summary>Writes <paramref name="version"/> as the schema version (by hand, as a newer server would).</summary>
     protected abstract Task SetSchemaVersionAsync(int version);

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
-using ShareRpc.Protocol.Refs;
+using ShareRpc.Server.Capabilities;
 
 namespace ShareRpc.Server.Storage.Sqlite;
 
@@ -9,7 +9,7 @@ namespace ShareRpc.Server.Storage.Sqlite;
 /// connection (write transactions are serialized by a lock and BEGIN IMMEDIATE), pooled
 /// read connections (each reader is one deferred transaction, i.e. one WAL snapshot).
 /// </summary>
-public sealed class SqliteShareStore : IShareStore
+internal sealed class SqliteShareStore : IShareStore
 {
     public const string FileName = "sharerpc.db";
 

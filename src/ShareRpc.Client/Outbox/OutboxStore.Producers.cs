@@ -1,0 +1,69 @@
+// OutboxStore: the producer of each share (its id and its seqs).
+namespace ShareRpc.Client.Outbox;
+
+/// <summary>One producer: this outbox writing to one share. Seqs up to SealedSeq are in batches; up to AckedSeq, acked or rejected.</summary>
+internal sealed record ProducerInfo(string ShareId, string ProducerId, string SturdyRef, ulong NextSeq, ulong AckedSeq, ulong SealedSeq = 0);
+
+internal sealed partial class OutboxStore
+{
+    /// <summary>The producer for a share, made (with a new producer id) the first time.</summary>
+    public async Task<ProducerInfo> EnsureProducerAsync(string shareId, string sturdyRef)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(shareId);
+        ArgumentException.ThrowIfNullOrEmpty(sturdyRef);
+        await _dbLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            using (var cmd = _db.CreateCommand())
+            {
+                cmd.CommandText = """
+                    INSERT INTO producers(share_id, producer_id, sturdy_ref, next_seq, sealed_seq, acked_seq, rejected) VALUES ($s, $p, $r, 1, 0, 0, 0)
+                    ON CONFLICT(share_id) DO UPDATE SET sturdy_ref = excluded.sturdy_ref
+                    """;
+                cmd.Parameters.AddWithValue("$s", shareId);
+                cmd.Parameters.AddWithValue("$p", Guid.CreateVersion7().ToString());
+                cmd.Parameters.AddWithValue("$r", sturdyRef);
+                cmd.ExecuteNonQuery();
+            }
+
+            return ReadProducer(shareId) ?? throw new InvalidOperationException("Producer row vanished.");
+        }
+        finally
+        {
+            _dbLock.Release();
+        }
+    }
+
+    public async Task<IReadOnlyList<ProducerInfo>> GetProducersAsync()
+    {
+        await _dbLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT share_id FROM producers ORDER BY share_id";
+            var ids = new List<string>();
+            using (var r = cmd.ExecuteReader())
+            {
+                while (r.Read())
+                {
+                    ids.Add(r.GetString(0));
+                }
+            }
+
+            return ids.Select(id => ReadProducer(id)!).ToArray();
+        }
+        finally
+        {
+            _dbLock.Release();
+        }
+    }
+
+    private ProducerInfo? ReadProducer(string shareId)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT producer_id, sturdy_ref, next_seq, acked_seq, sealed_seq FROM producers WHERE share_id = $s";
+        cmd.Parameters.AddWithValue("$s", shareId);
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? new ProducerInfo(shareId, r.GetString(0), r.GetString(1), (ulong)r.GetInt64(2), (ulong)r.GetInt64(3), (ulong)r.GetInt64(4)) : null;
+    }
+}

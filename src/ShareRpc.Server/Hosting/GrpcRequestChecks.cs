@@ -1,0 +1,95 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Primitives;
+
+namespace ShareRpc.Server.Hosting;
+
+/// <summary>
+/// Strictness Grpc.AspNetCore does not give by default (docs/design.md, "Wire"), as a middleware
+/// in front of the gRPC endpoints:
+/// <list type="bullet">
+/// <item>a <c>content-type</c> that claims gRPC but is not <c>application/grpc[+proto]</c> (or
+/// gRPC-Web's) is HTTP 415: Grpc.AspNetCore would parse <c>application/grpc+json</c> as protobuf;</item>
+/// <item>a malformed <c>grpc-timeout</c> is INVALID_ARGUMENT (PROTOCOL-HTTP2: 1–8 digits and a unit);
+/// Grpc.AspNetCore ignores it and runs the call without a deadline;</item>
+/// <item>a request whose framing is broken (a truncated message, a second message on a unary call)
+/// is INVALID_ARGUMENT, not the INTERNAL Grpc.AspNetCore reports: it is the client's error.</item>
+/// </list>
+/// </summary>
+internal sealed class GrpcRequestChecks(RequestDelegate next)
+{
+    private static readonly string[] s_grpcContentTypes =
+    [
+        "application/grpc", "application/grpc+proto",
+        "application/grpc-web", "application/grpc-web+proto",
+        "application/grpc-web-text", "application/grpc-web-text+proto",
+    ];
+
+    // Grpc.AspNetCore's texts for request framing errors (Internal/PipeExtensions.cs), reported as INTERNAL.
+    private static readonly string[] s_framingErrors = ["Incomplete message.", "Additional data after the message received."];
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var request = context.Request;
+        if (!HttpMethods.IsPost(request.Method) || request.ContentType is not { } contentType
+            || !contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase))
+        {
+            return next(context); // not a gRPC call: Grpc.AspNetCore answers 415 for gRPC paths itself
+        }
+
+        var mediaType = contentType.Split(';', 2)[0].Trim();
+        if (!s_grpcContentTypes.Contains(mediaType, StringComparer.OrdinalIgnoreCase))
+        {
+            return RefuseAsync(context, StatusCodes.Status415UnsupportedMediaType, grpcStatus: 13,
+                $"Content-Type '{contentType}' is not supported: send application/grpc or application/grpc+proto");
+        }
+
+        if (request.Headers.TryGetValue("grpc-timeout", out var timeout) && !IsValidTimeout(timeout))
+        {
+            return RefuseAsync(context, StatusCodes.Status200OK, grpcStatus: 3,
+                $"grpc-timeout '{timeout}' is malformed: 1 to 8 digits and a unit (H, M, S, m, u, n)");
+        }
+
+        context.Response.OnStarting(static state => RewriteFramingError(((HttpContext)state).Response.Headers), context);
+        return CallAsync(context);
+    }
+
+    private async Task CallAsync(HttpContext context)
+    {
+        await next(context).ConfigureAwait(false);
+        // A streaming call's status is in the trailers, still unsent here.
+        if (context.Response.HasStarted && context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers is { IsReadOnly: false } trailers)
+            await RewriteFramingError(trailers).ConfigureAwait(false);
+    }
+
+    private static Task RewriteFramingError(IHeaderDictionary statusHeaders)
+    {
+        if (statusHeaders.TryGetValue("grpc-status", out var status) && status == "13"
+            && statusHeaders.TryGetValue("grpc-message", out var message) && s_framingErrors.Contains(Uri.UnescapeDataString(message.ToString())))
+        {
+            statusHeaders["grpc-status"] = "3";
+            statusHeaders["grpc-message"] = Uri.EscapeDataString("the request is not well framed: " + message);
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <summary>PROTOCOL-HTTP2: Timeout → TimeoutValue TimeoutUnit; TimeoutValue → {positive integer as ASCII string of at most 8 digits}.</summary>
+    internal static bool IsValidTimeout(StringValues values)
+    {
+        if (values.Count != 1 || values[0] is not { Length: >= 2 and <= 9 } value) return false;
+        if ("HMSmun".IndexOf(value[^1], StringComparison.Ordinal) < 0) return false;
+        return long.TryParse(value.AsSpan(0, value.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out _);
+    }
+
+    /// <summary>A Trailers-Only response: the gRPC status in the headers, no body.</summary>
+    private static Task RefuseAsync(HttpContext context, int httpStatus, int grpcStatus, string message)
+    {
+        var response = context.Response;
+        response.StatusCode = httpStatus;
+        response.ContentType = "application/grpc";
+        response.Headers["grpc-status"] = grpcStatus.ToString(CultureInfo.InvariantCulture);
+        response.Headers["grpc-message"] = Uri.EscapeDataString(message);
+        return Task.CompletedTask;
+    }
+}

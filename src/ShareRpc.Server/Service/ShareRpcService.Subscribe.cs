@@ -1,0 +1,74 @@
+using Grpc.Core;
+using Sharerpc.V1;
+
+namespace ShareRpc.Server.Service;
+
+/// <summary>
+/// Subscribe (READ): snapshot chunks if asked, the log from from_cursor, then live ops and
+/// heartbeats. Events that are ready at once (catching up) share a flush, at most
+/// <see cref="MaxEventsPerFlush"/> at a time: each is written with
+/// <see cref="WriteFlags.BufferHint"/> while the next one is already there, and flushed when the
+/// stream is about to wait.
+/// </summary>
+internal sealed partial class ShareRpcService
+{
+    public const int MaxEventsPerFlush = 64;
+
+    public override async Task Subscribe(SubscribeRequest request, IServerStreamWriter<SubscribeResponse> responseStream, ServerCallContext context)
+    {
+        try
+        {
+            await StreamEventsAsync(request, responseStream, context).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw new ShareRpcException(ShareRpcStatus.Unavailable, Reasons.ShuttingDown, "the server is shutting down; resubscribe from your last cursor");
+        }
+    }
+
+    private async Task StreamEventsAsync(SubscribeRequest request, IServerStreamWriter<SubscribeResponse> responseStream, ServerCallContext context)
+    {
+        var claims = context.Claims();
+        using var tracked = ShareEngine.TrackStream("Subscribe");
+        // The events are read one ahead of the write; `stop` ends a read that is still running when a
+        // write fails (see below), and a drain ends the stream (the client resumes from its cursor).
+        using var stop = LinkShutdown(context);
+        var events = engine.SubscribeAsync(claims, request, stop.Token).GetAsyncEnumerator(stop.Token);
+        await using (events.ConfigureAwait(false))
+        {
+            if (!await events.MoveNextAsync().ConfigureAwait(false)) return;
+            var unflushed = 0;
+            while (true)
+            {
+                var current = events.Current;
+                var next = events.MoveNextAsync();
+                var buffer = next.IsCompleted && ++unflushed < MaxEventsPerFlush;
+                if (!buffer) unflushed = 0;
+                try
+                {
+                    responseStream.WriteOptions = buffer ? s_buffered : null;
+                    await responseStream.WriteAsync(current).ConfigureAwait(false);
+                }
+                catch
+                {
+                    // The client is gone. Let the running read end before the enumerator is disposed:
+                    // disposing an async iterator while a MoveNextAsync is pending throws
+                    // NotSupportedException (hiding this error) and leaves the iterator running on its
+                    // own — a storage read after the request ended, and its finally (unwatch, the
+                    // subscriber count) never run.
+                    await stop.CancelAsync().ConfigureAwait(false);
+                    try
+                    {
+                        await next.ConfigureAwait(false);
+                    }
+                    catch (Exception)
+                    {
+                        // Cancelled, or its own failure: the write's error is the one to report.
+                    }
+                    throw;
+                }
+                if (!await next.ConfigureAwait(false)) break;
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+using Microsoft.Data.Sqlite;
+using ShareRpc.Server;
+using ShareRpc.Server.Hosting;
+
+namespace ShareRpc.TestSupport;
+
+/// <summary>An in-process ShareRpc server (<see cref="ShareRpcServerHost"/>) on 127.0.0.1 over a temp SQLite data dir, removed at dispose.</summary>
+public sealed class InProcessServer : IAsyncDisposable
+{
+    private readonly ShareRpcServerHost _host;
+
+    private InProcessServer(ShareRpcServerHost host, string dir)
+    {
+        _host = host;
+        DataDirectory = dir;
+    }
+
+    /// <summary>What clients dial: http://127.0.0.1:PORT.</summary>
+    public string Address => _host.Address;
+
+    /// <summary>Graceful stop (what SIGTERM does): health NOT_SERVING, streams drained.</summary>
+    public Task StopAsync() => _host.StopAsync();
+
+    public string DataDirectory { get; }
+
+    /// <summary>Starts a server; heartbeats every 200 ms unless <paramref name="configure"/> says otherwise.</summary>
+    public static async Task<InProcessServer> StartAsync(Action<ShareRpcServerOptions>? configure = null, int port = 0, string? dataDirectory = null)
+    {
+        var dir = dataDirectory ?? Directory.CreateTempSubdirectory("sharerpc-server-").FullName;
+        var host = await ShareRpcServerHost.StartAsync(
+            o =>
+            {
+                o.DataDirectory = dir;
+                o.HeartbeatInterval = TimeSpan.FromMilliseconds(200);
+                configure?.Invoke(o);
+            },
+            port: port);
+        return new InProcessServer(host, dir);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        try
+        {
+            Directory.Delete(DataDirectory, true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
