@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
+using ShareRpc.TestSupport;
 using System.Text.RegularExpressions;
 
 namespace ShareRpc.Docs.Tests;
@@ -55,24 +53,18 @@ public static partial class Shell
         {
             File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
-        var script = Prelude + Rewrite(block.Text, FreePort());
+        var script = Prelude + Rewrite(block.Text, Ports.Free());
         var file = Path.Combine(workDir, $"{name}.sh");
         await File.WriteAllTextAsync(file, script);
 
-        var psi = new ProcessStartInfo("bash")
+        var env = new Dictionary<string, string>
         {
-            WorkingDirectory = workDir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
+            ["SHARERPC_DOTNET"] = Repo.Dotnet,
+            ["SHARERPC_DLL"] = Repo.CliDll,
+            // The system python3 (with grpcio) first, then buf from tests/conformance/setup.sh.
+            ["PATH"] = string.Join(':', bin, "/usr/bin", Repo.PathOf("tests/conformance/node/node_modules/.bin"), Environment.GetEnvironmentVariable("PATH")),
         };
-        psi.ArgumentList.Add(file);
-        psi.Environment["SHARERPC_DOTNET"] = Repo.Dotnet;
-        psi.Environment["SHARERPC_DLL"] = Repo.CliDll;
-        // The system python3 (with grpcio) first, then buf from tests/conformance/setup.sh.
-        psi.Environment["PATH"] = string.Join(':', bin, "/usr/bin", Repo.PathOf("tests/conformance/node/node_modules/.bin"), Environment.GetEnvironmentVariable("PATH"));
-        var run = await Programs.RunAsync(psi, timeoutMs);
+        var run = await Programs.RunAsync("bash", [file], TimeSpan.FromMilliseconds(timeoutMs), workDir, env);
         return new ShellResult(run.ExitCode, run.Output, run.Error, script);
     }
 
@@ -122,13 +114,6 @@ public static partial class Shell
         }
 
         return output.ToString();
-    }
-
-    public static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     [GeneratedRegex(@"^\s*sharerpc\(\)\s*\{")]

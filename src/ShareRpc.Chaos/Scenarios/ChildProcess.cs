@@ -5,7 +5,7 @@ using System.Net.Sockets;
 namespace ShareRpc.Chaos.Scenarios;
 
 /// <summary>A child process (the sharerpc CLI) with its output lines, killable with SIGKILL.</summary>
-public sealed class ChildProcess : IAsyncDisposable
+internal sealed class ChildProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly List<string> _lines = new();
