@@ -31,16 +31,16 @@ export function pager(what: string, paging: Paging, total: number, followLast: b
     paging.page = followLast && page >= w.pages - 1 ? null : page;
     rerender();
   };
-  const button = (label: string, page: number, enabled: boolean, role: string) =>
-    h("button", { attrs: enabled ? { type: "button" } : { type: "button", disabled: "" }, data: { go: role }, onclick: go(page) }, label);
+  const button = (label: string, title: string, page: number, enabled: boolean, role: string) =>
+    h("button", { attrs: enabled ? { type: "button", title } : { type: "button", title, disabled: "" }, data: { go: role }, onclick: go(page) }, label);
   const label = total === 0 ? `no ${what}` : `${what} ${(w.first + 1).toLocaleString("en")}–${w.end.toLocaleString("en")} of ${total.toLocaleString("en")}`;
   return h(
     "div",
     { class: "pager", data: { pager: name, page: String(w.page + 1), pages: String(w.pages), total: String(total) } },
-    button("« first", 0, w.page > 0, "first"),
-    button("‹ prev", w.page - 1, w.page > 0, "prev"),
+    button("«", "first page", 0, w.page > 0, "first"),
+    button("‹", "previous page", w.page - 1, w.page > 0, "prev"),
     h("span", { class: "pager-label" }, label),
-    button("next ›", w.page + 1, w.page < w.pages - 1, "next"),
-    button("last »", w.pages - 1, w.page < w.pages - 1, "last"),
+    button("›", "next page", w.page + 1, w.page < w.pages - 1, "next"),
+    button("»", "last page", w.pages - 1, w.page < w.pages - 1, "last"),
   );
 }

@@ -112,8 +112,8 @@ function renderOp(op: TailEntry): HTMLElement {
     { data: { cursor: op.cursor.toString(), kind: op.kind } },
     h("span", { class: "cursor" }, `#${op.cursor}`),
     h("span", { class: `kind kind-${op.kind}` }, op.kind),
-    h("span", { class: "target" }, `${op.collection}/${op.key}`),
-    op.kind === "delete" ? null : h("span", { class: "num" }, formatBytes(op.bytes)),
-    h("span", { class: "meta" }, `${shortId(op.producerId)} seq ${op.seq} ${at}`),
+    h("span", { class: "target", attrs: { title: `${op.collection}/${op.key}` } }, `${op.collection}/${op.key}`),
+    h("span", { class: "num" }, op.kind === "delete" ? "" : formatBytes(op.bytes)),
+    h("span", { class: "meta" }, `producer ${shortId(op.producerId)} · seq ${op.seq} · ${at}`),
   );
 }
