@@ -208,7 +208,7 @@ internal static partial class CapabilityCommands
     }
 
     /// <summary>90s, 30m, 1h, 7d, or a TimeSpan (hh:mm:ss); must be positive.</summary>
-    internal static TimeSpan ParseDuration(string text)
+    internal static TimeSpan ParseDuration(string text, string option = "--expires")
     {
         var m = DurationPattern().Match(text.Trim());
         TimeSpan value;
@@ -219,10 +219,10 @@ internal static partial class CapabilityCommands
         }
         else if (!TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out value))
         {
-            throw new ArgumentException($"--expires: '{text}' is not a duration (90s, 30m, 1h, 7d or hh:mm:ss)");
+            throw new ArgumentException($"{option}: '{text}' is not a duration (90s, 30m, 1h, 7d or hh:mm:ss)");
         }
 
-        return value > TimeSpan.Zero ? value : throw new ArgumentException("--expires must be a positive duration");
+        return value > TimeSpan.Zero ? value : throw new ArgumentException($"{option} must be a positive duration");
     }
 
     /// <summary>A document as one JSON object: the value as text when it is text, else base64.</summary>

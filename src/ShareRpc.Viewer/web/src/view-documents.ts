@@ -95,10 +95,10 @@ export class TailView {
   render(state: ShareState): void {
     const ops = state.tailNewestFirst();
     const w = this.paging.window(ops.length, false);
-    const since = state.snapshotCursor !== null ? `after the snapshot at cursor ${state.snapshotCursor}` : "from cursor 1";
+    const snapshot = state.snapshotCursor !== null ? ` The snapshot was taken at cursor ${state.snapshotCursor}.` : "";
     this.element.replaceChildren(
       h("h2", {}, "Op tail"),
-      h("p", { class: "hint" }, `Newest first: the last ${MAX_TAIL_OPS.toLocaleString("en")} ops at most, ${since}.`),
+      h("p", { class: "hint" }, `Newest first, the last ${MAX_TAIL_OPS.toLocaleString("en")} ops at most.${snapshot}`),
       pager("ops", this.paging, ops.length, false, this.rerender, "tail"),
       h("ol", { class: "ops" }, ...ops.slice(w.first, w.end).map(renderOp)),
     );
