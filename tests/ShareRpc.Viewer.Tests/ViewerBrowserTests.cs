@@ -180,4 +180,25 @@ public sealed class ViewerBrowserTests(Chromium chromium, ITestOutputHelper outp
         await page.WaitForAsync("document.body.dataset.phase === 'revoked' && document.body.dataset.streams === '0'", "the revoked notice, no stream open");
         Assert.Contains("Access revoked", await page.NoticeAsync(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task The_demo_prints_a_viewer_link_that_works_while_it_keeps_serving()
+    {
+        await using var demo = TestProcess.Start(RepoPaths.CliDll, "demo", "--turns", "6", "--keep-serving", "10m");
+        var verified = await demo.WaitForLineAsync(l => l.StartsWith("verified: ", StringComparison.Ordinal), TimeSpan.FromSeconds(90));
+        var ops = ulong.Parse(verified.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        var printed = (await demo.WaitForLineAsync(l => l.StartsWith("      the same view in a browser: ", StringComparison.Ordinal))).Split(": ", 2)[1].Split(' ')[0];
+        var link = (await demo.WaitForLineAsync(l => l.StartsWith("  http://", StringComparison.Ordinal))).Trim();
+        Assert.Equal(printed, link);
+
+        await using (var page = await chromium.OpenAsync(link))
+        {
+            await page.WaitForLiveAtAsync(ops);
+            Assert.Equal("Fix the flaky login test", (await page.ConversationAsync()).Title);
+        }
+
+        demo.Terminate(); // SIGTERM ends the wait; the demo still stops its server and exits 0
+        Assert.Equal(0, await demo.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("the server is stopping", demo.Lines);
+    }
 }
