@@ -73,6 +73,7 @@ export class ShareState {
   private readonly tail: TailEntry[] = [];
   private pending: Map<string, Document> | null = null;
   private pendingCursor = -1n;
+  private pendingBytes = 0;
 
   get documentCount(): number {
     return this.order.size;
@@ -87,32 +88,51 @@ export class ShareState {
     return [...this.tail].reverse();
   }
 
-  /** A snapshot arrives in chunks; applied when the last one arrives (a cut-off one restarts with the next stream). */
+  /**
+   * A snapshot arrives in chunks (in collection, key order); applied when the last one arrives (a
+   * cut-off one restarts with the next stream). What is gathered is bounded too: past twice the
+   * limits, the least recently written documents are dropped, so the newest survive whatever the
+   * snapshot's order.
+   */
   addSnapshotChunk(chunk: Snapshot): boolean {
     if (this.pending === null || this.pendingCursor !== chunk.cursor) {
       this.pending = new Map();
       this.pendingCursor = chunk.cursor;
+      this.pendingBytes = 0;
     }
     for (const d of chunk.documents) {
-      if (this.pending.size >= MAX_SNAPSHOT_DOCUMENTS) {
-        this.evicted++;
-        continue;
-      }
       this.pending.set(docId(d.collection, d.key), d);
+      this.pendingBytes += d.value.length;
     }
+    if (this.pending.size > 2 * MAX_SNAPSHOT_DOCUMENTS || this.pendingBytes > 2 * MAX_DOCUMENT_BYTES) this.trimPending();
     if (!chunk.lastChunk) return false;
     const docs = [...this.pending.values()].sort((a, b) => (a.cursor < b.cursor ? -1 : a.cursor > b.cursor ? 1 : 0));
     this.pending = null;
     this.collections.clear();
     this.order.clear();
     this.bytes = 0;
-    for (const d of docs) this.set(d.collection, d.key, d.value, d.contentType, d.cursor);
+    for (const d of docs) this.set(d.collection, d.key, d.value, d.contentType, d.cursor); // set() drops the oldest past the limits
     this.cursor = chunk.cursor;
     this.snapshotCursor = chunk.cursor;
     this.head = this.head > chunk.cursor ? this.head : chunk.cursor;
     this.loaded = true;
     this.changed(true);
     return true;
+  }
+
+  /** Keeps the newest documents of the gathered snapshot within the limits. */
+  private trimPending(): void {
+    const newestFirst = [...this.pending!.values()].sort((a, b) => (a.cursor > b.cursor ? -1 : a.cursor < b.cursor ? 1 : 0));
+    this.pending = new Map();
+    this.pendingBytes = 0;
+    for (const d of newestFirst) {
+      if (this.pending.size >= MAX_SNAPSHOT_DOCUMENTS || this.pendingBytes + d.value.length > MAX_DOCUMENT_BYTES) {
+        this.evicted++;
+        continue;
+      }
+      this.pending.set(docId(d.collection, d.key), d);
+      this.pendingBytes += d.value.length;
+    }
   }
 
   /** Drops a partly received snapshot (the stream broke before its last chunk). */
