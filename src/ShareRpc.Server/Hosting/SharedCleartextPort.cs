@@ -34,6 +34,7 @@ internal sealed class SharedCleartextPort
     private readonly Dictionary<HttpProtocols, SortedListener> _listeners = [];
     private IConnectionListener? _socket;
     private int _unsorted;
+    private int _bound; // sorted listeners bound and not yet disposed (under _gate)
 
     public SharedCleartextPort(IPEndPoint endPoint)
     {
@@ -70,6 +71,7 @@ internal sealed class SharedCleartextPort
 
             var listener = new SortedListener(this, protocol);
             lock (_listeners) _listeners[protocol] = listener;
+            _bound++;
             return listener;
         }
         finally
@@ -78,8 +80,11 @@ internal sealed class SharedCleartextPort
         }
     }
 
-    /// <summary>Called by a sorted listener when Kestrel unbinds it; the socket goes with the last one.</summary>
-    internal async ValueTask ReleaseAsync(SortedListener listener)
+    /// <summary>
+    /// Called by a sorted listener when Kestrel unbinds it: the socket stops accepting with the last
+    /// one. Open connections live on (Kestrel drains them before it disposes the listeners).
+    /// </summary>
+    internal async ValueTask UnbindAsync(SortedListener listener)
     {
         await _gate.WaitAsync().ConfigureAwait(false);
         try
@@ -91,12 +96,27 @@ internal sealed class SharedCleartextPort
                 last = _listeners.Count == 0;
             }
 
-            if (last && _socket is { } socket)
-            {
-                _socket = null;
-                await socket.UnbindAsync().ConfigureAwait(false);
-                await socket.DisposeAsync().ConfigureAwait(false);
-            }
+            if (last && _socket is { } socket) await socket.UnbindAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Called by a sorted listener when Kestrel disposes it; the socket listener (and the transport's
+    /// buffers that open connections use) goes with the last one, after Kestrel's drain.
+    /// </summary>
+    internal async ValueTask DisposeAsync(SortedListener listener)
+    {
+        await UnbindAsync(listener).ConfigureAwait(false);
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (--_bound > 0 || _socket is not { } socket) return;
+            _socket = null;
+            await socket.DisposeAsync().ConfigureAwait(false);
         }
         finally
         {
@@ -197,7 +217,8 @@ internal sealed class SharedCleartextPort
         private readonly System.Threading.Channels.Channel<ConnectionContext> _queue =
             System.Threading.Channels.Channel.CreateBounded<ConnectionContext>(MaxUnsortedConnections);
 
-        private int _released;
+        private int _unbound;
+        private int _disposedFlag;
 
         public HttpProtocols Protocol { get; } = protocol;
 
@@ -217,16 +238,19 @@ internal sealed class SharedCleartextPort
             }
         }
 
-        public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => ReleaseAsync();
-
-        public ValueTask DisposeAsync() => ReleaseAsync();
-
-        private async ValueTask ReleaseAsync()
+        public async ValueTask UnbindAsync(CancellationToken cancellationToken = default)
         {
-            if (Interlocked.Exchange(ref _released, 1) != 0) return;
+            if (Interlocked.Exchange(ref _unbound, 1) != 0) return;
             _queue.Writer.TryComplete();
             while (_queue.Reader.TryRead(out var left)) await CloseAsync(left).ConfigureAwait(false);
-            await port.ReleaseAsync(this).ConfigureAwait(false);
+            await port.UnbindAsync(this).ConfigureAwait(false);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _disposedFlag, 1) != 0) return;
+            await UnbindAsync().ConfigureAwait(false);
+            await port.DisposeAsync(this).ConfigureAwait(false);
         }
     }
 }
