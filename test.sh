@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README). Installs what the tests need, idempotently, lints the
-# protos, builds, runs every test project, and ends with "N passed, N failed".
+# protos, checks the viewer's built assets against their sources, builds, runs every test
+# project, and ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
@@ -11,12 +12,20 @@ bash tests/conformance/setup.sh || { echo "test.sh: setup failed"; echo "0 passe
 # 1b. PostgreSQL binaries (the PostgreSQL store's tests run on a throwaway cluster, below).
 bash tests/postgres/setup.sh || { echo "test.sh: postgres setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
+# 1c. Debian's Chromium for the viewer's browser tests (tests/ShareRpc.Viewer.Tests).
+bash tests/viewer/setup.sh || { echo "test.sh: chromium setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
 # 2. The contract lints clean under buf STANDARD (buf.yaml).
 buf=tests/conformance/node/node_modules/.bin/buf
 if ! "$buf" lint; then
   echo "test.sh: buf lint failed"; echo "0 passed, 1 failed"; exit 1
 fi
 echo "buf lint: clean"
+
+# 2b. The viewer's committed assets are what its TypeScript sources build to (npm ci + esbuild).
+if ! bash src/ShareRpc.Viewer/web/check.sh; then
+  echo "test.sh: the viewer's committed assets differ from their sources, or did not build"; echo "0 passed, 1 failed"; exit 1
+fi
 
 # 3. Build once.
 if ! dotnet build ShareRpc.sln -c Release -nologo -clp:ErrorsOnly; then

@@ -14,6 +14,10 @@ internal static class Program
         root.Subcommands.Add(ClientCommands.Append());
         root.Subcommands.Add(ClientCommands.Tail());
         root.Subcommands.Add(ClientCommands.Outbox());
+        root.Subcommands.Add(CapabilityCommands.Redeem());
+        root.Subcommands.Add(CapabilityCommands.Snapshot());
+        root.Subcommands.Add(CapabilityCommands.Delegate());
+        root.Subcommands.Add(CapabilityCommands.Revoke());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(ChaosCommand.Create());

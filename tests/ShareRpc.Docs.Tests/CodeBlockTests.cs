@@ -6,7 +6,7 @@ public sealed class CodeBlockTests
     /// <summary>Every <c>run:</c> name and the test that runs it (GuideCommandTests, PythonClientTests).</summary>
     public static readonly IReadOnlyDictionary<string, string[]> RunBlocks = new Dictionary<string, string[]>
     {
-        ["README.md"] = ["usage"],
+        ["README.md"] = ["usage", "share-link"],
         ["docs/guides/agent-handoff.md"] = ["demo-dir"],
         ["docs/guides/replicate-state.md"] = ["tail"],
         ["docs/guides/any-language.md"] = ["python-stubs", "python-client", "buf-curl"],

@@ -31,6 +31,25 @@ public sealed class GuideCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Readme_share_link_prints_a_read_only_ref_and_a_viewer_link_that_serves_the_page()
+    {
+        var r = await RunAsync("README.md", "share-link");
+        var lines = Lines(r);
+        var child = Sharerpc.V1.SturdyRef.Parse(lines[^2]);
+        var link = new Uri(lines[^1]);
+        Assert.Equal($"http://{child.Host}:{child.Port}/view#{lines[^2]}", lines[^1]); // the ref's own server, the ref only in the fragment
+        // The page is there (the server stopped with the block: start it again on the same data to ask).
+        await using var server = await ShareRpc.TestSupport.ServeProcess.StartAsync(Path.Combine(_dir.Path, "data"), child.Port);
+        using var http = new HttpClient();
+        var page = await http.GetAsync(new Uri(link.GetLeftPart(UriPartial.Path)));
+        Assert.Equal(System.Net.HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("no-referrer", page.Headers.GetValues("Referrer-Policy").Single());
+        using var channel = ShareRpc.TestSupport.Calls.Channel(server.Address);
+        var redeemed = await ShareRpc.TestSupport.Calls.Stub(channel).RedeemShareAsync(new Sharerpc.V1.RedeemShareRequest { SturdyRef = lines[^2] });
+        Assert.Equal([Sharerpc.V1.Right.Read], redeemed.Rights);
+    }
+
+    [Fact]
     public async Task Handoff_demo_keeps_its_files()
     {
         var r = await RunAsync("docs/guides/agent-handoff.md", "demo-dir");

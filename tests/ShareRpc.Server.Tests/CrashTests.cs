@@ -35,7 +35,7 @@ public static class CrashHost
         var app = builder.Build();
         app.MapShareRpc();
         await app.StartAsync();
-        Console.WriteLine("listening on " + app.Urls.Single());
+        Console.WriteLine("listening on " + app.Urls.First()); // the shared cleartext port lists its address once per protocol
         await app.WaitForShutdownAsync();
         return 0;
     }

@@ -68,9 +68,11 @@ internal static class ServeCommand
                     builder.Logging.SetMinimumLevel(LogLevel.Warning);
                     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
                     if (postgres) builder.Services.AddShareRpcPostgres(connectionString!);
+                    builder.Services.AddShareRpcViewer(); // /view (docs/viewer.md)
                 },
                 ct);
             Console.WriteLine($"listening on {server.Address}");
+            Console.WriteLine($"viewer at {server.Address}{ShareRpc.Viewer.ShareRpcViewer.Path}#<sturdy ref> (sharerpc delegate --rights read prints such a link)");
             Console.Out.Flush();
             await server.App.WaitForShutdownAsync(CancellationToken.None);
             return 0;

@@ -7,7 +7,11 @@ using Sharerpc.V1;
 namespace ShareRpc.Cli.Demo;
 
 /// <summary>What <c>sharerpc demo</c> was asked to do.</summary>
-internal sealed record DemoOptions(int Turns, string? KeepDirectory, ulong HideLoggedCursor, ulong DoubleLoggedCursor);
+internal sealed record DemoOptions(int Turns, string? KeepDirectory, ulong HideLoggedCursor, ulong DoubleLoggedCursor)
+{
+    /// <summary>How long the server stays up after the verdict, so a person can open the viewer link (zero: not at all).</summary>
+    public TimeSpan KeepServing { get; init; }
+}
 
 /// <summary>
 /// The agent-handoff story (docs/guides/agent-handoff.md): a real server process; agent A shares
@@ -109,6 +113,8 @@ internal sealed class DemoRunner
         using var viewerStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var viewerTask = viewer.RunAsync(viewerStop.Token);
         Detail($"a viewer tails the session from cursor 0 with a READ-only capability {Cap(viewerRef)}");
+        var viewerLink = ShareRpc.Viewer.ShareRpcViewer.LinkFor(viewerRef);
+        Detail($"the same view in a browser: {viewerLink}{(_options.KeepServing > TimeSpan.Zero ? "" : " (add --keep-serving to open it after the demo)")}");
 
         var aSession = new AgentSessionWriter(a.OpenWriter(aWriterRef));
         var aOps = new List<PendingOp>
@@ -285,15 +291,55 @@ internal sealed class DemoRunner
 
         Line($"({Seconds(_clock.Elapsed)} in all)");
         var summary = string.Create(CultureInfo.InvariantCulture, $"{verdict.Ops} ops, {verdict.Lost} lost, {verdict.Duplicated} duplicated");
-        if (verdict.Ok && problems.Count == 0)
+        var ok = verdict.Ok && problems.Count == 0;
+        var verdictLine = ok ? "verified: " + summary : $"verification failed: {summary}, {problems.Count} problem(s)";
+        if (_options.KeepServing > TimeSpan.Zero)
         {
-            await server.StopAsync();
-            Line("verified: " + summary);
-            return 0;
+            // The verdict first, then the server stays up for the person at the browser.
+            Line(verdictLine);
+            await KeepServingAsync(viewerLink, ct);
         }
 
-        Line($"verification failed: {summary}, {problems.Count} problem(s)");
-        return 1;
+        if (ok)
+        {
+            await server.StopAsync();
+        }
+
+        if (_options.KeepServing == TimeSpan.Zero)
+        {
+            Line(verdictLine); // the last line (tests read it)
+        }
+
+        return ok ? 0 : 1;
+    }
+
+    /// <summary>
+    /// --keep-serving: the server and the viewer link stay up for a while. Ctrl-C (or SIGTERM) ends
+    /// the wait, not the process, so the server is still stopped and the temp dir removed.
+    /// </summary>
+    private async Task KeepServingAsync(string viewerLink, CancellationToken ct)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        void Stop(System.Runtime.InteropServices.PosixSignalContext signal)
+        {
+            signal.Cancel = true;
+            stop.Cancel();
+        }
+
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Stop);
+        Line($"the server stays up for {_options.KeepServing.TotalMinutes.ToString("0.#", CultureInfo.InvariantCulture)} min so you can open the viewer (Ctrl-C ends it sooner):");
+        Line("  " + viewerLink);
+        try
+        {
+            await Task.Delay(_options.KeepServing, stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // asked to stop sooner
+        }
+
+        Line("the server is stopping");
     }
 
     private List<CommittedOp> ApplyTestHooks(List<CommittedOp> log)

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -57,6 +58,8 @@ public static class ShareRpcServerServiceCollectionExtensions
         services.TryAddSingleton<ShareRpcService>();
         services.TryAddSingleton<ShareRpcCallInterceptor>();
         services.TryAddEnumerable(ServiceDescriptor.Transient<IStartupFilter, ShareRpcStartupFilter>());
+        // Binds the shared cleartext port of ListenShareRpc (h2c and HTTP/1.1 on one port); inert otherwise.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnectionListenerFactory, SharedCleartextPortListenerFactory>());
         services.AddOptions<KestrelServerOptions>().Configure<IOptions<ShareRpcServerOptions>>((kestrel, o) =>
             kestrel.Limits.Http2.MaxStreamsPerConnection = o.Value.Limits.MaxStreamsPerConnection);
         return services;
