@@ -10,7 +10,8 @@ namespace ShareRpc.Client.Sending;
 /// every unacked batch from the oldest, byte-for-byte, then seals and sends new ones, keeping
 /// up to MaxInFlightBatches unacked; records each ack in one transaction. On failure it
 /// reconnects with jittered exponential backoff, redeeming again when the epoch moved; on a
-/// permanent error (PERMISSION_DENIED, NOT_FOUND, ...) it stops and keeps every op.
+/// permanent error (PERMISSION_DENIED, NOT_FOUND, ...) it stops and keeps every op. A damaged
+/// outbox stops it with DATA_LOSS naming the file.
 /// </summary>
 internal sealed class ShareSender : IAsyncDisposable
 {
@@ -23,6 +24,7 @@ internal sealed class ShareSender : IAsyncDisposable
     private readonly object _lock = new();
     private TaskCompletionSource _progress = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private DateTimeOffset _lastCompaction = DateTimeOffset.MinValue;
+    private bool _compactionUnfinished;
     private readonly Task _loop;
 
     public ShareSender(ShareRpcClient client, ShareWriter writer, SturdyRef sturdyRef, Task<ProducerInfo> producer)
@@ -148,6 +150,12 @@ internal sealed class ShareSender : IAsyncDisposable
                 await StopAsync(ex).ConfigureAwait(false);
                 return;
             }
+            catch (OutboxCorruptException ex)
+            {
+                // Nothing more can be sent safely from this file: stop, naming it (never hang or skip).
+                await StopAsync(ShareRpcCallException.Local(StatusCode.DataLoss, ex.Message, ex)).ConfigureAwait(false);
+                return;
+            }
             catch (Exception ex)
             {
                 LastError = ex is ShareRpcCallException s ? s.Message : ex.GetType().Name + ": " + ex.Message;
@@ -168,17 +176,29 @@ internal sealed class ShareSender : IAsyncDisposable
         }
     }
 
-    /// <summary>Drops acked ops past their retention, at most once a minute, when the share is idle.</summary>
+    /// <summary>
+    /// Drops acked ops past their retention while the share is idle: at most once a minute, slice by
+    /// slice (docs/client.md, "Compaction"). It gives way as soon as new ops arrive or the writer is
+    /// disposed, and picks up where it stopped at the next idle moment.
+    /// </summary>
     private async Task CompactIfDueAsync()
     {
         var now = _client.Options.TimeProvider.GetUtcNow();
-        if (now - _lastCompaction < TimeSpan.FromMinutes(1))
+        if (!_compactionUnfinished && now - _lastCompaction < TimeSpan.FromMinutes(1))
         {
             return;
         }
 
         _lastCompaction = now;
-        await Outbox.CompactAsync(now).ConfigureAwait(false);
+        _compactionUnfinished = true;
+        while (!_stop.IsCancellationRequested && _work.CurrentCount == 0)
+        {
+            if (await Outbox.CompactSliceAsync(ShareId, now).ConfigureAwait(false) == 0)
+            {
+                _compactionUnfinished = false;
+                return;
+            }
+        }
     }
 
     private async Task StopAsync(ShareRpcCallException error)
@@ -249,10 +269,10 @@ internal sealed class ShareSender : IAsyncDisposable
                         // oldest unacked batch. If that is later than expected_seq, the server has
                         // lost ops it acked before: nothing here can repair that.
                         var oldest = await Outbox.GetUnackedBatchesAsync(ShareId, 0, 1).ConfigureAwait(false);
-                        if (oldest.Count > 0 && oldest[0].FirstSeq > response.ExpectedSeq)
+                        if (oldest.Count > 0 && oldest[0].WireFirstSeq > response.ExpectedSeq)
                         {
                             throw ShareRpcCallException.Local(StatusCode.DataLoss,
-                                $"The server expects seq {response.ExpectedSeq}, but ops before {oldest[0].FirstSeq} were acked and compacted here.");
+                                $"The server expects seq {response.ExpectedSeq}, but ops before {oldest[0].WireFirstSeq} were acked and compacted here.");
                         }
 
                         throw new OutOfOrderException(response.ExpectedSeq);
@@ -355,7 +375,8 @@ internal sealed class ShareSender : IAsyncDisposable
                 lastSent = next.LastSeq;
             }
         }
-        catch (Exception writeError) when (writeError is OperationCanceledException or RpcException or InvalidOperationException or IOException)
+        catch (Exception writeError) when (writeError is OperationCanceledException or RpcException or InvalidOperationException or IOException
+            and not OutboxCorruptException)
         {
             if (_stop.IsCancellationRequested)
             {
