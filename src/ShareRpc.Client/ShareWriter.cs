@@ -95,23 +95,45 @@ public sealed class ShareWriter : IAsyncDisposable
     public Task<PendingOp> AppendAsync(string collection, ReadOnlyMemory<byte> value, string contentType = "", IEnumerable<string>? dependsOn = null) =>
         EnqueueAsync(new Op { Append = new Append { Collection = collection, Value = ByteString.CopyFrom(value.Span), ContentType = contentType } }, dependsOn);
 
-    /// <summary>Enqueues a prepared op (its op_id is made here, UUIDv7, unless set; seq is always assigned here).</summary>
+    /// <summary>
+    /// Enqueues a prepared op (its op_id is made here, UUIDv7, unless set; seq is always assigned
+    /// here). An op the server would refuse (see <see cref="ShareRpcClientOptions.Limits"/>) throws
+    /// <see cref="InvalidOpException"/> and nothing of it is made durable.
+    /// </summary>
     public async Task<PendingOp> EnqueueAsync(Op op, IEnumerable<string>? dependsOn = null)
     {
         ArgumentNullException.ThrowIfNull(op);
-        await _producer.ConfigureAwait(false);
         op = op.Clone();
         if (dependsOn is not null)
         {
             op.DependsOn.AddRange(dependsOn);
         }
 
+        OpValidator.Validate(op, _client.Options.Limits);
+        await _producer.ConfigureAwait(false);
         var queued = await _client.Outbox.EnqueueAsync(ShareId, op).ConfigureAwait(false);
         _sender.NotifyWork();
         return new PendingOp(this, queued.OpId, queued.Seq);
     }
 
-    /// <summary>Waits until every op in the outbox for this share is acked or rejected; throws if the sender stopped.</summary>
+    /// <summary>
+    /// Validates and makes <paramref name="ops"/> durable in one commit (the CLI's append): an op id
+    /// already in the outbox is not enqueued twice but reported. Sets each new op's seq on the objects.
+    /// </summary>
+    internal async Task<BulkEnqueued[]> EnqueueBulkAsync(IReadOnlyList<Op> ops)
+    {
+        foreach (var op in ops)
+        {
+            OpValidator.Validate(op, _client.Options.Limits);
+        }
+
+        await _producer.ConfigureAwait(false);
+        var results = await _client.Outbox.EnqueueBulkAsync(ShareId, ops).ConfigureAwait(false);
+        _sender.NotifyWork();
+        return results;
+    }
+
+    /// <summary>Waits until every op in the outbox for this share is acked, rejected or set aside; throws if the sender stopped.</summary>
     public Task FlushAsync(CancellationToken cancellationToken = default) => _sender.FlushAsync(cancellationToken);
 
     public async Task<WriterProgress> GetProgressAsync()
@@ -119,7 +141,7 @@ public sealed class ShareWriter : IAsyncDisposable
         var status = await _client.Outbox.GetStatusAsync(ShareId).ConfigureAwait(false);
         return new WriterProgress(
             status.PendingOps,
-            status.OldestPendingEnqueuedAt is { } t ? DateTimeOffset.UtcNow - t : null,
+            status.OldestPendingEnqueuedAt is { } t ? _client.Options.TimeProvider.GetUtcNow() - t : null,
             _sender.LastError,
             _sender.StopError is not null);
     }
