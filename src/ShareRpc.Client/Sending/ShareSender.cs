@@ -10,10 +10,11 @@ namespace ShareRpc.Client.Sending;
 /// every unacked batch from the oldest, byte-for-byte, then seals and sends new ones, keeping
 /// up to MaxInFlightBatches unacked; records each ack in one transaction. On failure it
 /// reconnects with jittered exponential backoff, redeeming again when the epoch moved; on a
-/// permanent error (PERMISSION_DENIED, NOT_FOUND, ...) it stops and keeps every op. A damaged
-/// outbox stops it with DATA_LOSS naming the file.
+/// permanent error (PERMISSION_DENIED, NOT_FOUND, ...) it stops and keeps every op. A refusal
+/// that names one op sets that op aside instead (see ShareSender.Poison.cs); a damaged outbox stops
+/// it with DATA_LOSS naming the file.
 /// </summary>
-internal sealed class ShareSender : IAsyncDisposable
+internal sealed partial class ShareSender : IAsyncDisposable
 {
     private readonly ShareRpcClient _client;
     private readonly ShareWriter _writer;
@@ -150,6 +151,17 @@ internal sealed class ShareSender : IAsyncDisposable
                 await StopAsync(ex).ConfigureAwait(false);
                 return;
             }
+            catch (PoisonRefusal refusal)
+            {
+                if (!await SetAsideAsync(refusal).ConfigureAwait(false))
+                {
+                    await StopAsync(refusal.Error).ConfigureAwait(false);
+                    return;
+                }
+
+                // The ops behind it go on at once: the refusal was about one op, not the connection.
+                continue;
+            }
             catch (OutboxCorruptException ex)
             {
                 // Nothing more can be sent safely from this file: stop, naming it (never hang or skip).
@@ -238,8 +250,20 @@ internal sealed class ShareSender : IAsyncDisposable
         {
             try
             {
-                while (await call.ResponseStream.MoveNext().ConfigureAwait(false))
+                while (true)
                 {
+                    try
+                    {
+                        if (!await call.ResponseStream.MoveNext().ConfigureAwait(false))
+                        {
+                            break;
+                        }
+                    }
+                    catch (RpcException ex) when (PoisonIn(ex, inFlight) is { } poison)
+                    {
+                        throw poison;
+                    }
+
                     var response = call.ResponseStream.Current;
                     if (ackedHere.Contains(response.BatchId))
                     {
