@@ -78,7 +78,9 @@ internal sealed partial class OutboxStore
             if (attempt == WalCheckAttempts)
             {
                 throw new OutboxCorruptException(path,
-                    $"it was not closed cleanly and its write-ahead log {path}-wal is missing (a half copy?): the commits since its last checkpoint are lost. Put the -wal file back beside it, or move the outbox aside to start a fresh one.");
+                    $"it was not closed cleanly and its write-ahead log {path}-wal is missing (a half copy?): the commits since its last checkpoint are lost. "
+                    + "Put the -wal file back beside it, or move the outbox aside to start a fresh one. (If another SQLite program opened and closed it since, "
+                    + $"that program checkpointed the log and nothing is lost: sqlite3 {path} 'UPDATE outbox_session SET in_use = 0'.)");
             }
         }
     }
