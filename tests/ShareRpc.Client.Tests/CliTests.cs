@@ -77,6 +77,10 @@ public sealed class CliTests : IDisposable
         Assert.Equal(6, log.Count);
         Assert.Equal(6, log.Select(l => l.Op.OpId).Distinct().Count());
         Assert.Equal("my-op-6", log[^1].Op.OpId);
+        // Derived ids are UUIDv8 that ascend with the line number (the server's op-id index grows at one end).
+        var derived = log.Take(5).Select(l => l.Op.OpId).ToArray();
+        Assert.All(derived, id => Assert.Equal(8, Guid.Parse(id).Version));
+        Assert.Equal(derived.Order(StringComparer.Ordinal), derived);
     }
 
     [Fact]
