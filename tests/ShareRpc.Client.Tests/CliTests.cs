@@ -187,6 +187,12 @@ public sealed class CliTests : IDisposable
         var missing = _dir.File("no-such.jsonl");
         Assert.Contains(missing, OneErrorLine(await Cli("append", "--ref", deadRef, "--outbox", _dir.File("a.db"), "--file", missing)));
 
+        await using (var server = await ServeProcess.StartAsync(_dir.File("server")))
+        {
+            var taken = await Cli("serve", "--port", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", _dir.File("server-2"));
+            Assert.Contains("address already in use", OneErrorLine(taken));
+        }
+
         var tail = await Cli("tail", "--ref", deadRef, "--give-up-seconds", "2");
         var error = OneErrorLine(tail);
         Assert.StartsWith($"sharerpc: Unavailable: gave up on http://{dead} after ", error);
