@@ -81,8 +81,8 @@ public static class Operate
             Console.WriteLine($"create without the token: {e.StatusCode} ({e.Reason})");
         }
 
-        // A value over Limits.MaxValueBytes: RESOURCE_EXHAUSTED (limit). The writer stops for that
-        // share and keeps the op; check sizes before you enqueue (AgentSessionWriter does).
+        // A value over Limits.MaxValueBytes: RESOURCE_EXHAUSTED (limit). The writer sets that op aside (a
+        // poison op) and goes on with the others; with the client's Limits set to the server's, PutAsync refuses it.
         var tooBig = await client.OpenWriter(await client.EnsureShareAsync($"https://127.0.0.1:{port}", "too-big")).PutAsync("c", "k", new byte[100 * 1024]);
         try
         {

@@ -39,7 +39,8 @@ public sealed class ShareRpcClient : IAsyncDisposable
         LiveRefs = new LiveRefCache(this);
         _outbox = new Lazy<OutboxStore>(() => OutboxStore.Open(
             Options.OutboxPath ?? throw new InvalidOperationException("Set ShareRpcClientOptions.OutboxPath: writers and share creation need a durable outbox."),
-            Options.Outbox));
+            Options.Outbox,
+            Options.TimeProvider));
     }
 
     public ShareRpcClientOptions Options { get; }

@@ -17,6 +17,15 @@ public sealed class ShareRpcClientOptions
     /// <summary>Server-wide creator token for CreateShare, when the server requires one.</summary>
     public string? CreatorToken { get; set; }
 
+    /// <summary>The server's limits on one op, checked before an op is made durable (defaults: the server's).</summary>
+    public ShareRpcClientLimits Limits { get; set; } = new();
+
+    /// <summary>
+    /// How long a subscription keeps reconnecting without reaching the server before it gives up and
+    /// throws the last error. <see cref="Timeout.InfiniteTimeSpan"/> (default): it never gives up.
+    /// </summary>
+    public TimeSpan SubscribeGiveUpAfter { get; set; } = Timeout.InfiniteTimeSpan;
+
     /// <summary>Batches sent and not yet acked, per share stream (count).</summary>
     public int MaxInFlightBatches { get; set; } = 8;
 
@@ -58,9 +67,14 @@ public sealed class ShareRpcClientOptions
         if (MaxBackoff < InitialBackoff) problems.Add($"MaxBackoff must be >= InitialBackoff (was {MaxBackoff} < {InitialBackoff}).");
         if (UnaryTimeout <= TimeSpan.Zero) problems.Add($"UnaryTimeout must be > 0 (was {UnaryTimeout}).");
         if (LiveRefRefreshMargin < TimeSpan.Zero) problems.Add($"LiveRefRefreshMargin must be >= 0 (was {LiveRefRefreshMargin}).");
+        if (SubscribeGiveUpAfter <= TimeSpan.Zero && SubscribeGiveUpAfter != Timeout.InfiniteTimeSpan) problems.Add($"SubscribeGiveUpAfter must be > 0 or infinite (was {SubscribeGiveUpAfter}).");
         if (TimeProvider is null) problems.Add("TimeProvider must be set.");
+        if (Limits is null) problems.Add("Limits must be set.");
+        else problems.AddRange(Limits.Problems());
         if (Outbox is null) problems.Add("Outbox must be set.");
         else problems.AddRange(Outbox.Problems());
+        if (Outbox is not null && Limits is not null && Outbox.MaxBatchOps > Limits.MaxOpsPerBatch)
+            problems.Add($"Outbox.MaxBatchOps must be <= Limits.MaxOpsPerBatch (was {Outbox.MaxBatchOps} > {Limits.MaxOpsPerBatch}).");
         if (Channel is null) problems.Add("Channel must be set.");
         else problems.AddRange(Channel.Problems());
         return problems;

@@ -50,6 +50,7 @@ public sealed class ShareWriter : IAsyncDisposable
     private readonly Task<ProducerInfo> _producer;
     private readonly ShareSender _sender;
     private ulong _ackedSeq;
+    private int _setAsides;
 
     internal ShareWriter(ShareRpcClient client, SturdyRef sturdyRef)
     {
@@ -62,6 +63,14 @@ public sealed class ShareWriter : IAsyncDisposable
 
     /// <summary>Raised once when the sender stops for good (PERMISSION_DENIED, NOT_FOUND, ...); the ops stay in the outbox.</summary>
     public event EventHandler<ShareRpcCallException>? Stopped;
+
+    /// <summary>
+    /// Raised when the server refused an op at call level and the sender set it aside to let the
+    /// ops behind it through (docs/client.md, "Poison ops"). The op stays in the outbox until
+    /// <see cref="DropPoisonOpAsync"/> or <see cref="RetryPoisonOpAsync"/>; its <c>Acked</c> task faults
+    /// with the refusal.
+    /// </summary>
+    public event EventHandler<PoisonOp>? PoisonOpSetAside;
 
     public SturdyRef SturdyRef { get; }
 
@@ -95,23 +104,80 @@ public sealed class ShareWriter : IAsyncDisposable
     public Task<PendingOp> AppendAsync(string collection, ReadOnlyMemory<byte> value, string contentType = "", IEnumerable<string>? dependsOn = null) =>
         EnqueueAsync(new Op { Append = new Append { Collection = collection, Value = ByteString.CopyFrom(value.Span), ContentType = contentType } }, dependsOn);
 
-    /// <summary>Enqueues a prepared op (its op_id is made here, UUIDv7, unless set; seq is always assigned here).</summary>
+    /// <summary>
+    /// Enqueues a prepared op (its op_id is made here, UUIDv7, unless set; seq is always assigned
+    /// here). An op the server would refuse (see <see cref="ShareRpcClientOptions.Limits"/>) throws
+    /// <see cref="InvalidOpException"/> and nothing of it is made durable.
+    /// </summary>
     public async Task<PendingOp> EnqueueAsync(Op op, IEnumerable<string>? dependsOn = null)
     {
         ArgumentNullException.ThrowIfNull(op);
-        await _producer.ConfigureAwait(false);
         op = op.Clone();
         if (dependsOn is not null)
         {
             op.DependsOn.AddRange(dependsOn);
         }
 
+        OpValidator.Validate(op, _client.Options.Limits);
+        await _producer.ConfigureAwait(false);
         var queued = await _client.Outbox.EnqueueAsync(ShareId, op).ConfigureAwait(false);
         _sender.NotifyWork();
         return new PendingOp(this, queued.OpId, queued.Seq);
     }
 
-    /// <summary>Waits until every op in the outbox for this share is acked or rejected; throws if the sender stopped.</summary>
+    /// <summary>
+    /// Validates and makes <paramref name="ops"/> durable in one commit (the CLI's append): an op id
+    /// already in the outbox is not enqueued twice but reported. Sets each new op's seq on the objects.
+    /// </summary>
+    internal async Task<BulkEnqueued[]> EnqueueBulkAsync(IReadOnlyList<Op> ops)
+    {
+        foreach (var op in ops)
+        {
+            OpValidator.Validate(op, _client.Options.Limits);
+        }
+
+        await _producer.ConfigureAwait(false);
+        var results = await _client.Outbox.EnqueueBulkAsync(ShareId, ops).ConfigureAwait(false);
+        _sender.NotifyWork();
+        return results;
+    }
+
+    /// <summary>The ops of this share the server refused at call level, set aside and waiting for a decision, oldest first.</summary>
+    public Task<IReadOnlyList<PoisonOp>> GetPoisonOpsAsync() => _client.Outbox.GetPoisonOpsAsync(ShareId);
+
+    /// <summary>Drops a poison op of this share for good: it is never sent. False when no op with this id is set aside.</summary>
+    public async Task<bool> DropPoisonOpAsync(string opId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(opId);
+        return await _client.Outbox.GetPoisonOpAsync(opId).ConfigureAwait(false) is { } poison && poison.ShareId == ShareId
+            && await _client.Outbox.DropPoisonOpAsync(opId).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Enqueues a poison op of this share again, with the same op id, at the end of the sequence
+    /// (after every op enqueued so far): for when the server's limits now allow it. Null when no op
+    /// with this id is set aside.
+    /// </summary>
+    public async Task<PendingOp?> RetryPoisonOpAsync(string opId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(opId);
+        if (await _client.Outbox.GetPoisonOpAsync(opId).ConfigureAwait(false) is not { } poison || poison.ShareId != ShareId)
+        {
+            return null;
+        }
+
+        await _producer.ConfigureAwait(false);
+        var queued = await _client.Outbox.RetryPoisonOpAsync(opId).ConfigureAwait(false);
+        if (queued is null)
+        {
+            return null;
+        }
+
+        _sender.NotifyWork();
+        return new PendingOp(this, queued.OpId, queued.Seq);
+    }
+
+    /// <summary>Waits until every op in the outbox for this share is acked, rejected or set aside; throws if the sender stopped.</summary>
     public Task FlushAsync(CancellationToken cancellationToken = default) => _sender.FlushAsync(cancellationToken);
 
     public async Task<WriterProgress> GetProgressAsync()
@@ -119,7 +185,7 @@ public sealed class ShareWriter : IAsyncDisposable
         var status = await _client.Outbox.GetStatusAsync(ShareId).ConfigureAwait(false);
         return new WriterProgress(
             status.PendingOps,
-            status.OldestPendingEnqueuedAt is { } t ? DateTimeOffset.UtcNow - t : null,
+            status.OldestPendingEnqueuedAt is { } t ? _client.Options.TimeProvider.GetUtcNow() - t : null,
             _sender.LastError,
             _sender.StopError is not null);
     }
@@ -130,10 +196,11 @@ public sealed class ShareWriter : IAsyncDisposable
     internal async Task<OpOutcome> WaitForAckAsync(string opId, ulong seq)
     {
         var waiter = _acks.GetOrAdd(opId, _ => new TaskCompletionSource<OpOutcome>(TaskCreationOptions.RunContinuationsAsynchronously));
-        if (seq > Volatile.Read(ref _ackedSeq) && _sender.StopError is null)
+        if (seq > Volatile.Read(ref _ackedSeq) && _sender.StopError is null && Volatile.Read(ref _setAsides) == 0)
         {
             // Not acked yet: the sender raises the watermark only after it has recorded an ack and
             // before it completes the waiters, so this waiter (registered first) will be completed.
+            // (Once an op was set aside, the op asked for may be that one: the outbox says.)
             return await waiter.Task.ConfigureAwait(false);
         }
 
@@ -141,6 +208,11 @@ public sealed class ShareWriter : IAsyncDisposable
         {
             _acks.TryRemove(opId, out _);
             waiter.TrySetResult(recorded);
+        }
+        else if (await _client.Outbox.GetPoisonOpAsync(opId).ConfigureAwait(false) is { } poison)
+        {
+            _acks.TryRemove(opId, out _);
+            waiter.TrySetException(poison.ToException());
         }
         else if (await _client.Outbox.IsAckedAsync(ShareId, seq).ConfigureAwait(false))
         {
@@ -171,6 +243,28 @@ public sealed class ShareWriter : IAsyncDisposable
         if (_acks.TryRemove(outcome.OpId, out var tcs))
         {
             tcs.TrySetResult(outcome);
+        }
+    }
+
+    /// <summary>Called by the sender once an op is set aside: its waiter faults with the refusal, the application hears of it.</summary>
+    internal void OnSetAside(PoisonOp poison)
+    {
+        // Counted before the waiter is failed: a waiter registering now either is failed here or
+        // sees the count and asks the outbox.
+        Interlocked.Increment(ref _setAsides);
+        if (_acks.TryRemove(poison.OpId, out var tcs))
+        {
+            tcs.TrySetException(poison.ToException());
+        }
+
+        try
+        {
+            PoisonOpSetAside?.Invoke(this, poison);
+        }
+        catch (Exception ex)
+        {
+            // A handler's bug must not stop the sender.
+            _client.Options.ErrorCallback?.Invoke(ex);
         }
     }
 

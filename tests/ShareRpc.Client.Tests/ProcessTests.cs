@@ -21,7 +21,7 @@ public sealed class ProcessTests : IDisposable
     }
 
     /// <summary>The whole log, read by subscribing from cursor 0 until the head is reached.</summary>
-    private static async Task<List<CommittedOp>> ReadLogAsync(ShareRpcClient client, string sturdy)
+    internal static async Task<List<CommittedOp>> ReadLogAsync(ShareRpcClient client, string sturdy)
     {
         var head = (await client.RedeemAsync(sturdy)).Cursor;
         var log = new List<CommittedOp>();

@@ -140,6 +140,9 @@ public sealed class WriterTests : IAsyncLifetime
         await using var dropped = NewClient("dropped.db");
         var keptWriter = kept.OpenWriter(keep.SturdyRef);
         var droppedWriter = dropped.OpenWriter(drop.SturdyRef);
+        // Before the revoke: the server ends the writer's open stream as the revoke returns, so it may stop at once.
+        var stoppedEvent = new TaskCompletionSource<ShareRpcCallException>();
+        droppedWriter.Stopped += (_, e) => stoppedEvent.TrySetResult(e);
         await keptWriter.PutAsync("c", "a", new byte[] { 1 });
         await droppedWriter.PutAsync("c", "b", new byte[] { 1 });
         await keptWriter.FlushAsync();
@@ -148,8 +151,6 @@ public sealed class WriterTests : IAsyncLifetime
         var revoked = await owner.RevokeAsync(ownerRef, drop.CapabilityId);
         Assert.Contains(drop.CapabilityId, revoked.RevokedCapabilityIds);
 
-        var stoppedEvent = new TaskCompletionSource<ShareRpcCallException>();
-        droppedWriter.Stopped += (_, e) => stoppedEvent.TrySetResult(e);
         var late = await droppedWriter.PutAsync("c", "b", new byte[] { 2 });
         var ex = await Assert.ThrowsAsync<ShareRpcCallException>(() => droppedWriter.FlushAsync());
         Assert.Equal(StatusCode.PermissionDenied, ex.StatusCode);

@@ -66,6 +66,9 @@ internal static class ServeCommand
                 {
                     builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
                     builder.Logging.SetMinimumLevel(LogLevel.Warning);
+                    // The host's "Hosting failed to start" error repeats, stack and all, the exception StartAsync
+                    // throws, which Program.cs prints as one line (issue 13, item 12). Nothing else logs there.
+                    builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
                     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
                     if (postgres) builder.Services.AddShareRpcPostgres(connectionString!);
                     builder.Services.AddShareRpcViewer(); // /view (docs/viewer.md)

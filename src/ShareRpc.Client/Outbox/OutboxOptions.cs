@@ -24,6 +24,12 @@ public sealed class OutboxOptions
     /// <summary>Acked ops are kept this long (for inspection), then compacted away.</summary>
     public TimeSpan AckedRetention { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// Ops removed per compaction transaction at most (count; a batch is never split): the longest
+    /// compaction holds the outbox from enqueues and acks (docs/client.md, "Compaction").
+    /// </summary>
+    internal int CompactionSliceOps { get; set; } = 2048;
+
     internal IEnumerable<string> Problems()
     {
         if (MaxBatchOps <= 0) yield return $"Outbox.MaxBatchOps must be > 0 (was {MaxBatchOps}).";
@@ -31,6 +37,7 @@ public sealed class OutboxOptions
         if (MaxOpsPerCommit <= 0) yield return $"Outbox.MaxOpsPerCommit must be > 0 (was {MaxOpsPerCommit}).";
         if (MaxQueuedEnqueues <= 0) yield return $"Outbox.MaxQueuedEnqueues must be > 0 (was {MaxQueuedEnqueues}).";
         if (AckedRetention < TimeSpan.Zero) yield return $"Outbox.AckedRetention must be >= 0 (was {AckedRetention}).";
+        if (CompactionSliceOps <= 0) yield return $"Outbox.CompactionSliceOps must be > 0 (was {CompactionSliceOps}).";
     }
 
     internal void Validate()

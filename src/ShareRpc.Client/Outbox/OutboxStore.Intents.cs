@@ -10,12 +10,11 @@ internal sealed partial class OutboxStore
     /// call, so a crash or a lost response never orphans a share. The first caller's secret wins
     /// across tasks and processes (one SQLite transaction), so every racer creates the same share.
     /// </summary>
-    public async Task<ShareIntent> GetOrAddShareIntentAsync(string server, string shareKey, string title, byte[] newSecret)
+    public Task<ShareIntent> GetOrAddShareIntentAsync(string server, string shareKey, string title, byte[] newSecret)
     {
         ArgumentException.ThrowIfNullOrEmpty(server);
         ArgumentException.ThrowIfNullOrEmpty(shareKey);
-        await _dbLock.WaitAsync().ConfigureAwait(false);
-        try
+        return WithDbAsync(() =>
         {
             using var tx = _db.BeginTransaction();
             using (var cmd = _db.CreateCommand())
@@ -29,53 +28,30 @@ internal sealed partial class OutboxStore
                 cmd.Parameters.AddWithValue("$s", server);
                 cmd.Parameters.AddWithValue("$secret", newSecret);
                 cmd.Parameters.AddWithValue("$title", title ?? "");
-                cmd.Parameters.AddWithValue("$t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                cmd.Parameters.AddWithValue("$t", NowMs());
                 cmd.ExecuteNonQuery();
             }
 
             var intent = ReadIntent(server, shareKey, tx)!;
             tx.Commit();
             return intent;
-        }
-        finally
-        {
-            _dbLock.Release();
-        }
+        });
     }
 
     /// <summary>Records the server's answer to a create (or clears it: null, for a recreate).</summary>
-    public async Task SetShareIntentResultAsync(string server, string shareKey, string? shareId, string? sturdyRef, ShareIntentState state)
+    public Task SetShareIntentResultAsync(string server, string shareKey, string? shareId, string? sturdyRef, ShareIntentState state) => WithDbAsync(() =>
     {
-        await _dbLock.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            using var cmd = _db.CreateCommand();
-            cmd.CommandText = "UPDATE share_intents SET share_id = $id, sturdy_ref = $r, state = $st WHERE server = $s AND share_key = $k";
-            cmd.Parameters.AddWithValue("$id", (object?)shareId ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$r", (object?)sturdyRef ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$st", (int)state);
-            cmd.Parameters.AddWithValue("$s", server);
-            cmd.Parameters.AddWithValue("$k", shareKey);
-            cmd.ExecuteNonQuery();
-        }
-        finally
-        {
-            _dbLock.Release();
-        }
-    }
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "UPDATE share_intents SET share_id = $id, sturdy_ref = $r, state = $st WHERE server = $s AND share_key = $k";
+        cmd.Parameters.AddWithValue("$id", (object?)shareId ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$r", (object?)sturdyRef ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$st", (int)state);
+        cmd.Parameters.AddWithValue("$s", server);
+        cmd.Parameters.AddWithValue("$k", shareKey);
+        cmd.ExecuteNonQuery();
+    });
 
-    public async Task<ShareIntent?> GetShareIntentAsync(string server, string shareKey)
-    {
-        await _dbLock.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            return ReadIntent(server, shareKey, null);
-        }
-        finally
-        {
-            _dbLock.Release();
-        }
-    }
+    public Task<ShareIntent?> GetShareIntentAsync(string server, string shareKey) => WithDbAsync(() => ReadIntent(server, shareKey, null));
 
     private ShareIntent? ReadIntent(string server, string shareKey, SqliteTransaction? tx)
     {

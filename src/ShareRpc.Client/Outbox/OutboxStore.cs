@@ -1,5 +1,6 @@
 // OutboxStore: the type itself (fields, Open, the writer lock, DisposeAsync); each concern is in an OutboxStore.*.cs file.
 using System.Threading.Channels;
+using Google.Protobuf;
 using Microsoft.Data.Sqlite;
 
 namespace ShareRpc.Client.Outbox;
@@ -12,8 +13,6 @@ namespace ShareRpc.Client.Outbox;
 /// </summary>
 internal sealed partial class OutboxStore : IAsyncDisposable
 {
-    private const int SchemaVersion = 1;
-
     // Batch states in SQL: 1 sealed (unacked), 2 acked.
 
     // AppendOpsRequest.ops is field 3, length-delimited: tag byte (3 << 3) | 2.
@@ -23,26 +22,34 @@ internal sealed partial class OutboxStore : IAsyncDisposable
     private readonly SemaphoreSlim _dbLock = new(1, 1);
     private FileStream? _lockFile;
     private readonly OutboxOptions _options;
+    private readonly TimeProvider _time;
     private readonly Channel<EnqueueRequest> _enqueues;
     private readonly Task _committer;
 
-    private OutboxStore(string path, SqliteConnection db, OutboxOptions options)
+    private OutboxStore(string path, SqliteConnection db, OutboxOptions options, TimeProvider time)
     {
         Path = path;
         _db = db;
         _options = options;
+        _time = time;
+        _hasSetAside = CountSetAside() > 0;
         _enqueues = Channel.CreateBounded<EnqueueRequest>(new BoundedChannelOptions(options.MaxQueuedEnqueues) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         _committer = Task.Run(CommitLoopAsync);
     }
 
     public string Path { get; }
 
+    /// <summary>The connection, for tests that measure the work a statement does (SQLite's progress handler).</summary>
+    internal SqliteConnection Connection => _db;
+
     /// <summary>
-    /// Opens (creating with mode 0600) the outbox file. Several processes may open it (creating
-    /// shares is race-safe through SQLite's own locking); only one may send from it, see
-    /// <see cref="AcquireWriterLock"/>.
+    /// Opens the outbox file; a missing file is a fresh outbox, created whole (mode 0600) before it
+    /// appears under its name. An empty, truncated or otherwise damaged file, or one whose
+    /// write-ahead log went missing, is an <see cref="OutboxCorruptException"/> naming it (docs/client.md,
+    /// "Integrity"). Several processes may open it (creating shares is race-safe through SQLite's own
+    /// locking); only one may send from it, see <see cref="AcquireWriterLock"/>.
     /// </summary>
-    public static OutboxStore Open(string path, OutboxOptions? options = null)
+    public static OutboxStore Open(string path, OutboxOptions? options = null, TimeProvider? time = null)
     {
         options ??= new OutboxOptions();
         options.Validate();
@@ -50,20 +57,11 @@ internal sealed partial class OutboxStore : IAsyncDisposable
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
         if (!File.Exists(full))
         {
-            try
-            {
-                // The file holds sturdy refs (secrets): owner-only from its first byte.
-                using (new FileStream(full, OwnerOnly(FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite)))
-                {
-                }
-            }
-            catch (IOException) when (File.Exists(full))
-            {
-                // Another process created it first.
-            }
+            CreateWhole(full);
         }
 
-        var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Pooling = false, DefaultTimeout = 30 }.ToString());
+        CheckBeforeOpen(full);
+        var db = new SqliteConnection(ConnectionString(full));
         try
         {
             db.Open();
@@ -71,7 +69,13 @@ internal sealed partial class OutboxStore : IAsyncDisposable
             Exec(db, "PRAGMA journal_mode=WAL;");
             Exec(db, options.FsyncEveryCommit ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;");
             Migrate(db);
-            return new OutboxStore(full, db, options);
+            MarkInUse(db);
+            return new OutboxStore(full, db, options, time ?? TimeProvider.System);
+        }
+        catch (SqliteException ex) when (IsDamage(ex))
+        {
+            db.Dispose();
+            throw new OutboxCorruptException(full, "SQLite cannot read it: " + ex.Message, ex);
         }
         catch
         {
@@ -110,9 +114,47 @@ internal sealed partial class OutboxStore : IAsyncDisposable
         _enqueues.Writer.TryComplete();
         await _committer.ConfigureAwait(false);
         await _dbLock.WaitAsync().ConfigureAwait(false);
+        ClearInUseMark();
         _db.Dispose();
         _lockFile?.Dispose();
     }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on the connection under the store's lock. SQLite's own
+    /// corruption errors, and stored bytes that no longer parse, become an
+    /// <see cref="OutboxCorruptException"/> naming the file.
+    /// </summary>
+    private async Task<T> WithDbAsync<T>(Func<T> work)
+    {
+        await _dbLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            return work();
+        }
+        catch (SqliteException ex) when (IsDamage(ex))
+        {
+            throw Damaged("SQLite cannot read it: " + ex.Message, ex);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            throw Damaged("a stored message does not parse: " + ex.Message, ex);
+        }
+        finally
+        {
+            _dbLock.Release();
+        }
+    }
+
+    private Task WithDbAsync(Action work) => WithDbAsync(() =>
+    {
+        work();
+        return true;
+    });
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private static string ConnectionString(string path) =>
+        new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, DefaultTimeout = 30 }.ToString();
 
     private static FileStreamOptions OwnerOnly(FileMode mode, FileAccess access, FileShare share)
     {
@@ -143,4 +185,24 @@ public sealed class OutboxInUseException : IOException
     }
 
     public string OutboxPath { get; }
+}
+
+/// <summary>
+/// The outbox file is damaged: empty, truncated, not a database, its write-ahead log missing after
+/// an unclean close, an op row missing or failing its checksum. The message names the file and
+/// what is wrong; nothing was sent from the damaged part and the file was not changed to hide it.
+/// </summary>
+public sealed class OutboxCorruptException : IOException
+{
+    public OutboxCorruptException(string path, string problem, Exception? inner = null)
+        : base($"The outbox {path} is damaged: {problem}", inner)
+    {
+        OutboxPath = path;
+        Problem = problem;
+    }
+
+    public string OutboxPath { get; }
+
+    /// <summary>What is wrong, without the file name.</summary>
+    public string Problem { get; }
 }

@@ -7,7 +7,9 @@ namespace ShareRpc.Client.Subscribing;
 
 /// <summary>
 /// A Subscribe stream that survives disconnects: it resumes from the cursor after the last op it
-/// yielded (or restarts a snapshot that was cut off), redeeming again when the epoch moved.
+/// yielded (or restarts a snapshot that was cut off), redeeming again when the epoch moved. With
+/// <see cref="ShareRpcClientOptions.SubscribeGiveUpAfter"/> set, an outage that long (no event from
+/// the server, only failures) ends it with the last error instead of retrying forever.
 /// </summary>
 internal sealed class ShareSubscription
 {
@@ -28,6 +30,7 @@ internal sealed class ShareSubscription
     {
         var backoff = new Backoff(_client.Options);
         var redeem = false;
+        DateTimeOffset? outageSince = null;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -85,6 +88,7 @@ internal sealed class ShareSubscription
                         }
 
                         backoff.Reset();
+                        outageSince = null;
                         yield return item;
                     }
                 }
@@ -111,7 +115,27 @@ internal sealed class ShareSubscription
             }
 
             // The stream ended or broke (server restart, drain, network): resume after a jittered pause.
+            var now = _client.Options.TimeProvider.GetUtcNow();
+            outageSince ??= now;
+            if (_client.Options.SubscribeGiveUpAfter != Timeout.InfiniteTimeSpan && now - outageSince >= _client.Options.SubscribeGiveUpAfter)
+            {
+                throw GiveUp(failure, now - outageSince.Value);
+            }
+
             await backoff.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The outage as one error: the last status seen (UNAVAILABLE when none), naming the server and how long it lasted.</summary>
+    private ShareRpcCallException GiveUp(Exception? failure, TimeSpan outage)
+    {
+        var last = failure switch
+        {
+            RpcException rpc => ShareRpcCallException.From(rpc),
+            null => null,
+            _ => ShareRpcCallException.Local(StatusCode.Unavailable, failure.Message, failure),
+        };
+        var detail = $"gave up on {_sturdyRef.Address} after {outage.TotalSeconds:0.#} s without an answer (last error: {last?.Status.Detail ?? "the stream ended"})";
+        return ShareRpcCallException.Local(last?.StatusCode ?? StatusCode.Unavailable, detail, failure);
     }
 }

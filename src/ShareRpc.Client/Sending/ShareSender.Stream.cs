@@ -1,0 +1,273 @@
+using Grpc.Core;
+using ShareRpc.Client.Outbox;
+using ShareRpc.Client.Transport;
+using Sharerpc.V1;
+
+namespace ShareRpc.Client.Sending;
+
+/// <summary>
+/// One AppendOps stream (docs/client.md, "Sender"): the writing side resends every unacked batch,
+/// oldest first, then seals and sends new ones while the window allows; the reading side records
+/// each ack in order and frees the window.
+/// </summary>
+internal sealed partial class ShareSender
+{
+    /// <summary>What both sides of one stream share.</summary>
+    private sealed class StreamState(CancellationTokenSource cts, int window)
+    {
+        public CancellationTokenSource Cts { get; } = cts;
+
+        /// <summary>Sent and not yet acked, oldest first (locked: both sides use it).</summary>
+        public Queue<SealedBatch> InFlight { get; } = new();
+
+        /// <summary>
+        /// Batches acked on this stream, newest last (bounded): a second ack for one of them (the
+        /// batch reached the server twice) is answered DUPLICATE by the server and needs no replay.
+        /// </summary>
+        public Queue<string> AckedHere { get; } = new();
+
+        public SemaphoreSlim Window { get; } = new(window, window);
+
+        public int Acked;
+
+        public bool Idle
+        {
+            get
+            {
+                lock (InFlight)
+                {
+                    return InFlight.Count == 0;
+                }
+            }
+        }
+    }
+
+    /// <summary>One AppendOps stream until it fails or the writer stops. True when an ack arrived.</summary>
+    private async Task<bool> StreamAsync(ProducerInfo producer, string liveRef)
+    {
+        using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        using var call = _client.InvokerFor(_sturdyRef.Address).AsyncDuplexStreamingCall(
+            ShareRpcMethods.AppendOpsRaw,
+            host: null,
+            new CallOptions(ShareRpcClient.Bearer(liveRef), null, streamCts.Token));
+        var state = new StreamState(streamCts, _client.Options.MaxInFlightBatches);
+        var reader = Task.Run(() => ReadAcksAsync(call, state));
+        try
+        {
+            return await WriteBatchesAsync(call, state, reader).ConfigureAwait(false);
+        }
+        catch (Exception writeError) when (writeError is OperationCanceledException or RpcException or InvalidOperationException or IOException
+            and not OutboxCorruptException)
+        {
+            throw await StreamFailureAsync(writeError, state, reader).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Sends batches until the stream fails: unacked ones first, then newly sealed ones. Closes the
+    /// stream once everything is acked and nothing waits. On a damaged outbox it seals nothing more,
+    /// lets the batches in flight be acked, then throws the damage.
+    /// </summary>
+    private async Task<bool> WriteBatchesAsync(AsyncDuplexStreamingCall<byte[], AppendOpsResponse> call, StreamState state, Task reader)
+    {
+        ulong lastSent = 0;
+        OutboxCorruptException? damage = null;
+        while (true)
+        {
+            await state.Window.WaitAsync(state.Cts.Token).ConfigureAwait(false);
+            SealedBatch? next;
+            try
+            {
+                next = await NextBatchAsync(state, lastSent, sealNew: damage is null).ConfigureAwait(false);
+            }
+            catch (OutboxCorruptException ex)
+            {
+                // Nothing more is sealed; the batches already in flight (whole, checked) are still acked.
+                damage = ex;
+                next = null;
+            }
+
+            if (next is null)
+            {
+                state.Window.Release();
+                // The progress signal is taken before the window is looked at: an ack in between still wakes the wait below.
+                Task progressed;
+                lock (_lock)
+                {
+                    progressed = _progress.Task;
+                }
+
+                if (state.Idle)
+                {
+                    // All acked and nothing pending: close the stream; RunAsync waits for work (or stops on damage).
+                    await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                    await reader.ConfigureAwait(false);
+                    return damage is null ? state.Acked > 0 : throw damage;
+                }
+
+                await Task.WhenAny(damage is null ? _work.WaitAsync(state.Cts.Token) : progressed, reader).ConfigureAwait(false);
+                continue;
+            }
+
+            if (_client.Options.Faults?.BeforeSend is { } beforeSend)
+            {
+                await beforeSend(next.BatchId).ConfigureAwait(false);
+            }
+
+            lock (state.InFlight)
+            {
+                state.InFlight.Enqueue(next);
+            }
+
+            await call.RequestStream.WriteAsync(next.RequestBytes, state.Cts.Token).ConfigureAwait(false);
+            lastSent = next.LastSeq;
+        }
+    }
+
+    /// <summary>The next batch to send: the first unacked one after <paramref name="lastSent"/> (a resend), else a newly sealed one.</summary>
+    private async Task<SealedBatch?> NextBatchAsync(StreamState state, ulong lastSent, bool sealNew)
+    {
+        var next = (await Outbox.GetUnackedBatchesAsync(ShareId, lastSent + 1, 1).ConfigureAwait(false)).FirstOrDefault();
+        if (next is not null || !sealNew)
+        {
+            return next;
+        }
+
+        if (state.Idle && _client.Options.Linger > TimeSpan.Zero)
+        {
+            // Nothing in flight: give concurrent producers a moment to fill the batch.
+            await Task.Delay(_client.Options.Linger, _client.Options.TimeProvider, state.Cts.Token).ConfigureAwait(false);
+        }
+
+        return await Outbox.SealNextBatchAsync(ShareId).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads acks until the stream ends; however it ends, the writing side stops too.</summary>
+    private async Task ReadAcksAsync(AsyncDuplexStreamingCall<byte[], AppendOpsResponse> call, StreamState state)
+    {
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    if (!await call.ResponseStream.MoveNext().ConfigureAwait(false))
+                    {
+                        return;
+                    }
+                }
+                catch (RpcException ex) when (PoisonIn(ex, state.InFlight) is { } poison)
+                {
+                    throw poison;
+                }
+
+                await OnResponseAsync(call.ResponseStream.Current, state).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            await state.Cts.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One response: the ack of the batch at the head of the window, recorded; or OUT_OF_ORDER, which ends the stream.</summary>
+    private async Task OnResponseAsync(AppendOpsResponse response, StreamState state)
+    {
+        if (state.AckedHere.Contains(response.BatchId))
+        {
+            return;
+        }
+
+        SealedBatch head;
+        lock (state.InFlight)
+        {
+            head = state.InFlight.Count > 0 ? state.InFlight.Peek() : throw new InvalidOperationException($"Server acked batch {response.BatchId} that was not sent.");
+        }
+
+        // Acks come one per batch, in order (docs/design.md, "AppendOps semantics").
+        if (response.BatchId != head.BatchId)
+        {
+            throw new InvalidOperationException($"Ack for {response.BatchId} while {head.BatchId} was next.");
+        }
+
+        if (response.BatchStatus == BatchStatus.OutOfOrder)
+        {
+            throw await OutOfOrderAsync(response).ConfigureAwait(false);
+        }
+
+        if (_client.Options.Faults?.BeforeRecordAck is { } beforeAck)
+        {
+            await beforeAck(response.BatchId).ConfigureAwait(false);
+        }
+
+        var outcomes = await Outbox.RecordAckAsync(ShareId, response).ConfigureAwait(false);
+        lock (state.InFlight)
+        {
+            state.InFlight.Dequeue();
+        }
+
+        state.AckedHere.Enqueue(head.BatchId);
+        if (state.AckedHere.Count > 4 * _client.Options.MaxInFlightBatches)
+        {
+            state.AckedHere.Dequeue();
+        }
+
+        _writer.RaiseAckedSeq(head.LastSeq);
+        foreach (var o in outcomes)
+        {
+            _writer.CompleteAck(o);
+        }
+
+        Interlocked.Increment(ref state.Acked);
+        state.Window.Release();
+        SignalProgress();
+    }
+
+    /// <summary>
+    /// The server expects an earlier seq: end this stream and resend from the oldest unacked batch.
+    /// If that is later than expected_seq, the server has lost ops it acked before: nothing here
+    /// can repair that (DATA_LOSS; the sender stops).
+    /// </summary>
+    private async Task<Exception> OutOfOrderAsync(AppendOpsResponse response)
+    {
+        var oldest = await Outbox.GetUnackedBatchesAsync(ShareId, 0, 1).ConfigureAwait(false);
+        return oldest.Count > 0 && oldest[0].WireFirstSeq > response.ExpectedSeq
+            ? ShareRpcCallException.Local(StatusCode.DataLoss,
+                $"The server expects seq {response.ExpectedSeq}, but ops before {oldest[0].WireFirstSeq} were acked and compacted here.")
+            : new OutOfOrderException(response.ExpectedSeq);
+    }
+
+    /// <summary>Why a stream failed, as the exception RunAsync acts on: the response side holds the real cause (the status, or the bad ack).</summary>
+    private async Task<Exception> StreamFailureAsync(Exception writeError, StreamState state, Task reader)
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return new OperationCanceledException(_stop.Token);
+        }
+
+        // A write that fails with IOException (the connection broke) does not end a Grpc.Net.Client call:
+        // it would wait for a deadline the stream does not have. End it here so the reconnect path runs.
+        var broken = writeError is IOException;
+        if (broken)
+        {
+            await state.Cts.CancelAsync().ConfigureAwait(false);
+        }
+
+        try
+        {
+            await reader.ConfigureAwait(false);
+        }
+        catch (RpcException ex) when (!(broken && ex.StatusCode == StatusCode.Cancelled))
+        {
+            return ShareRpcCallException.From(ex);
+        }
+        catch (RpcException)
+        {
+            // Cancelled here, after the broken write: reported below as UNAVAILABLE.
+        }
+
+        return writeError is RpcException rpc
+            ? ShareRpcCallException.From(rpc)
+            : ShareRpcCallException.Local(StatusCode.Unavailable, "The AppendOps stream broke: " + writeError.Message, writeError);
+    }
+}
