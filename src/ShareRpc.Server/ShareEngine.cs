@@ -1,10 +1,10 @@
 using System.Buffers.Text;
 using System.Diagnostics;
-using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging;
 using ShareRpc.Server.Apply;
 using ShareRpc.Server.Capabilities;
 using ShareRpc.Server.Diagnostics;
@@ -21,23 +21,12 @@ namespace ShareRpc.Server;
 /// </summary>
 internal sealed class ShareEngine : IAsyncDisposable
 {
-    private static readonly Meter s_meter = new(ShareRpcServerDiagnostics.MeterName);
-    private static readonly ActivitySource s_activity = new(ShareRpcServerDiagnostics.ActivitySourceName);
-    private static readonly Counter<long> s_opsApplied = s_meter.CreateCounter<long>("sharerpc.ops.applied", "{op}");
-    private static readonly Counter<long> s_opsDuplicate = s_meter.CreateCounter<long>("sharerpc.ops.duplicate", "{op}");
-    private static readonly Counter<long> s_opsRejected = s_meter.CreateCounter<long>("sharerpc.ops.rejected", "{op}");
-    private static readonly Histogram<double> s_batchLatency = s_meter.CreateHistogram<double>("sharerpc.batch.commit_latency", "ms");
-    private static readonly UpDownCounter<long> s_openStreams = s_meter.CreateUpDownCounter<long>("sharerpc.streams.open", "{stream}");
-    private static int s_openSubscribers;
-    private static readonly ObservableGauge<int> s_subscribersGauge =
-        s_meter.CreateObservableGauge("sharerpc.subscribers", () => Volatile.Read(ref s_openSubscribers), "{subscriber}");
-
     private readonly IShareStore _store;
     private readonly bool _ownsStore;
     private readonly LiveRefAuthority _authority;
     private readonly TimeProvider _clock;
 
-    public ShareEngine(IShareStore store, byte[] serverKey, ShareRpcServerOptions options, TimeProvider? clock = null, bool ownsStore = true)
+    public ShareEngine(IShareStore store, byte[] serverKey, ShareRpcServerOptions options, TimeProvider? clock = null, bool ownsStore = true, ILoggerFactory? loggerFactory = null)
     {
         options.Validate();
         _store = store;
@@ -46,6 +35,11 @@ internal sealed class ShareEngine : IAsyncDisposable
         _clock = clock ?? TimeProvider.System;
         _authority = new LiveRefAuthority(serverKey, _clock);
         Committer = new GroupCommitter(store, options.MaxWritesPerCommit, options.MaxQueuedWrites, options.Faults, options.MaxCommitAttempts);
+        // Logs and metrics per engine, not per process (docs/design.md, "Diagnostics").
+        StoreHealth = new StoreHealth(store, _clock, () => Diagnostics!);
+        Diagnostics = new ServerDiagnostics(loggerFactory, _clock, () => Committer.QueuedCount, () => StoreHealth.Up);
+        Committer.Retried += Diagnostics.CommitRetried;
+        Committer.Failed += Diagnostics.CommitFailed;
         if (store is IShareChangeFeed feed)
         {
             // Commits by other server processes on the same database wake this process's
@@ -64,31 +58,22 @@ internal sealed class ShareEngine : IAsyncDisposable
     }
 
     /// <summary>Opens the embedded SQLite store and the server key in <see cref="ShareRpcServerOptions.DataDirectory"/>.</summary>
-    public static ShareEngine OpenSqlite(ShareRpcServerOptions options, TimeProvider? clock = null)
+    public static ShareEngine OpenSqlite(ShareRpcServerOptions options, TimeProvider? clock = null, ILoggerFactory? loggerFactory = null)
     {
         options.Validate();
         var key = options.LoadServerKey();
         var store = SqliteShareStore.Open(options.DataDirectory, options.FsyncEveryCommit);
-        return new ShareEngine(store, key, options, clock);
+        return new ShareEngine(store, key, options, clock, ownsStore: true, loggerFactory);
     }
 
-    /// <summary>Counts an open AppendOps or Subscribe stream until the returned object is disposed.</summary>
-    public static IDisposable TrackStream(string method)
-    {
-        var tag = new KeyValuePair<string, object?>("rpc.method", method);
-        s_openStreams.Add(1, tag);
-        return new StreamTracker(tag);
-    }
+    /// <summary>Counts an open stream of <paramref name="kind"/> (<see cref="StreamKinds"/>) until the returned object is disposed.</summary>
+    public IDisposable TrackStream(string kind) => Diagnostics.Metrics.StreamOpened(kind);
 
-    private sealed class StreamTracker(KeyValuePair<string, object?> tag) : IDisposable
-    {
-        private int _disposed;
+    /// <summary>This engine's logs and metrics.</summary>
+    public ServerDiagnostics Diagnostics { get; }
 
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _disposed, 1) == 0) s_openStreams.Add(-1, tag);
-        }
-    }
+    /// <summary>Whether the store answers (the health check's probe).</summary>
+    public StoreHealth StoreHealth { get; }
 
     public ShareRpcServerOptions Options { get; }
     public GroupCommitter Committer { get; }
@@ -127,6 +112,7 @@ internal sealed class ShareEngine : IAsyncDisposable
         }
         var now = _clock.GetUtcNow();
         var result = await Committer.SubmitAsync((tx, c) => CapabilityOps.CreateShareAsync(tx, req, endpoint, now, c), ct).ConfigureAwait(false);
+        Diagnostics.ShareCreated(result.Response);
         return result.Response;
     }
 
@@ -169,6 +155,7 @@ internal sealed class ShareEngine : IAsyncDisposable
             LiveRefExpiresAt = Timestamp.FromDateTimeOffset(expires),
         };
         response.Rights.AddRange(cap.Rights.ToProto());
+        Diagnostics.Redeemed(claims);
         return response;
     }
 
@@ -188,24 +175,45 @@ internal sealed class ShareEngine : IAsyncDisposable
     public async Task<Task<AppendOpsResponse>> EnqueueAppendAsync(LiveRefClaims claims, AppendOpsRequest batch, CancellationToken ct = default)
     {
         BatchValidator.Validate(batch, Limits);
-        var started = Stopwatch.GetTimestamp();
-        var committed = await Committer.EnqueueAsync(
-            (tx, c) => BatchApplier.ApplyAsync(tx, claims, batch, _clock.GetUtcNow(), c), ct).ConfigureAwait(false);
-        return Completed(committed, started, batch.Ops.Count);
+        var started = _clock.GetTimestamp();
+        var activity = ServerTracing.StartApply(claims, batch); // links to each op's producer span (docs/design.md, "Diagnostics")
+        try
+        {
+            var committed = await Committer.EnqueueAsync(
+                (tx, c) => BatchApplier.ApplyAsync(tx, claims, batch, _clock.GetUtcNow(), c), ct).ConfigureAwait(false);
+            return Completed(committed, started, activity);
+        }
+        catch (Exception e)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            activity?.Dispose();
+            throw;
+        }
     }
 
-    private async Task<AppendOpsResponse> Completed(Task<BatchOutcome> committed, long started, int ops)
+    private async Task<AppendOpsResponse> Completed(Task<BatchOutcome> committed, long started, Activity? activity)
     {
-        using var activity = s_activity.StartActivity("sharerpc.batch");
-        activity?.SetTag("sharerpc.ops", ops);
-        var outcome = await committed.ConfigureAwait(false);
-        s_batchLatency.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        if (outcome.Applied > 0) s_opsApplied.Add(outcome.Applied);
-        if (outcome.Duplicates > 0) s_opsDuplicate.Add(outcome.Duplicates);
-        if (outcome.Rejected > 0) s_opsRejected.Add(outcome.Rejected);
-        if (outcome.Applied > 0) Notifier.Publish(outcome.ShareId, outcome.Cursor, 0);
-        activity?.SetTag("sharerpc.cursor", outcome.Cursor);
-        return outcome.Response;
+        using (activity)
+        {
+            BatchOutcome outcome;
+            try
+            {
+                outcome = await committed.ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+                throw;
+            }
+
+            Diagnostics.Metrics.BatchCommitted(_clock.GetElapsedTime(started), outcome.Applied, outcome.Duplicates, outcome.Rejected);
+            if (outcome.Applied > 0) Notifier.Publish(outcome.ShareId, outcome.Cursor, 0);
+            activity?.SetTag("sharerpc.cursor", outcome.Cursor);
+            activity?.SetTag("sharerpc.ops.applied", outcome.Applied);
+            activity?.SetTag("sharerpc.ops.duplicate", outcome.Duplicates);
+            activity?.SetTag("sharerpc.ops.rejected", outcome.Rejected);
+            return outcome.Response;
+        }
     }
 
     // ------------------------------------------------------------------ Delegate / Revoke
@@ -224,7 +232,9 @@ internal sealed class ShareEngine : IAsyncDisposable
             catch (ArgumentOutOfRangeException) { throw ShareRpcException.InvalidArgument("expires_at", "is not a valid timestamp"); }
         }
         var now = _clock.GetUtcNow();
-        return await Committer.SubmitAsync((tx, c) => CapabilityOps.DelegateAsync(tx, claims, req, rights, endpoint, now, c), ct).ConfigureAwait(false);
+        var response = await Committer.SubmitAsync((tx, c) => CapabilityOps.DelegateAsync(tx, claims, req, rights, endpoint, now, c), ct).ConfigureAwait(false);
+        Diagnostics.Delegated(claims, response, rights);
+        return response;
     }
 
     public async Task<RevokeCapabilityResponse> RevokeAsync(LiveRefClaims claims, RevokeCapabilityRequest req, CancellationToken ct = default)
@@ -237,6 +247,7 @@ internal sealed class ShareEngine : IAsyncDisposable
         var result = await Committer.SubmitAsync((tx, c) => CapabilityOps.RevokeAsync(tx, claims, req, now, c), ct).ConfigureAwait(false);
         // Before returning: every open stream of this share learns the new epoch (the fence).
         Notifier.Publish(result.ShareId, 0, result.Epoch);
+        Diagnostics.Revoked(claims, result.Response);
         return result.Response;
     }
 
@@ -339,9 +350,9 @@ internal sealed class ShareEngine : IAsyncDisposable
         {
             Notifier.Unwatch(claims.ShareId, signal);
             await reader.DisposeAsync().ConfigureAwait(false);
+            Diagnostics.LimitReached(nameof(Limits.MaxSubscribersPerShare), Limits.MaxSubscribersPerShare, "subscribers", claims, "a Subscribe was refused RESOURCE_EXHAUSTED");
             throw ShareRpcException.LimitExceeded("subscribe", nameof(Limits.MaxSubscribersPerShare), Limits.MaxSubscribersPerShare, "subscribers", signal.Subscribers + 1);
         }
-        Interlocked.Increment(ref s_openSubscribers);
         try
         {
             signal.ObserveEpoch(share.Epoch);
@@ -408,7 +419,6 @@ internal sealed class ShareEngine : IAsyncDisposable
         {
             signal.RemoveSubscriber();
             Notifier.Unwatch(claims.ShareId, signal);
-            Interlocked.Decrement(ref s_openSubscribers);
         }
     }
 
@@ -442,8 +452,16 @@ internal sealed class ShareEngine : IAsyncDisposable
     private async Task EnsureFenceAsync(LiveRefClaims claims, ShareSignal signal, CancellationToken ct)
     {
         if (signal.Epoch <= claims.Epoch) return;
-        var (reader, _) = await OpenAuthorizedAsync(claims, Rights.Read, ct).ConfigureAwait(false); // throws revoked / epoch-stale
-        await reader.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            var (reader, _) = await OpenAuthorizedAsync(claims, Rights.Read, ct).ConfigureAwait(false); // throws revoked / epoch-stale
+            await reader.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (ShareRpcException e)
+        {
+            Diagnostics.Fenced(StreamKinds.Subscribe, claims, e);
+            throw;
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -457,5 +475,6 @@ internal sealed class ShareEngine : IAsyncDisposable
         _feedStop.Dispose();
         await Committer.DisposeAsync().ConfigureAwait(false);
         if (_ownsStore) await _store.DisposeAsync().ConfigureAwait(false);
+        Diagnostics.Dispose();
     }
 }

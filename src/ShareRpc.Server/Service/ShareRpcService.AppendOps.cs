@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http.Features;
 using ShareRpc.Server.Capabilities;
+using ShareRpc.Server.Diagnostics;
 using Sharerpc.V1;
 
 namespace ShareRpc.Server.Service;
@@ -23,7 +24,7 @@ internal sealed partial class ShareRpcService
     public override async Task AppendOps(IAsyncStreamReader<AppendOpsRequest> requestStream, IServerStreamWriter<AppendOpsResponse> responseStream, ServerCallContext context)
     {
         var claims = context.Claims();
-        using var tracked = ShareEngine.TrackStream("AppendOps");
+        using var tracked = engine.TrackStream(StreamKinds.Append);
         using var stopReading = LinkShutdown(context);
         var inFlight = Channel.CreateBounded<Task<AppendOpsResponse>>(new BoundedChannelOptions(Options.Limits.MaxBatchesInFlightPerStream)
         {

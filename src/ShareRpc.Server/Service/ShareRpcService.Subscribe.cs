@@ -1,4 +1,5 @@
 using Grpc.Core;
+using ShareRpc.Server.Diagnostics;
 using Sharerpc.V1;
 
 namespace ShareRpc.Server.Service;
@@ -29,7 +30,7 @@ internal sealed partial class ShareRpcService
     private async Task StreamEventsAsync(SubscribeRequest request, IServerStreamWriter<SubscribeResponse> responseStream, ServerCallContext context)
     {
         var claims = context.Claims();
-        using var tracked = ShareEngine.TrackStream("Subscribe");
+        using var tracked = engine.TrackStream(StreamKinds.Subscribe);
         // The events are read one ahead of the write; `stop` ends a read that is still running when a
         // write fails (see below), and a drain ends the stream (the client resumes from its cursor).
         using var stop = LinkShutdown(context);
