@@ -1,4 +1,6 @@
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using ShareRpc.Server;
 using ShareRpc.Server.Hosting;
 
@@ -23,8 +25,15 @@ public sealed class InProcessServer : IAsyncDisposable
 
     public string DataDirectory { get; }
 
+    /// <summary>The server's engine: its <c>sharerpc.instance</c> tag is <c>Engine.Diagnostics.Metrics.Instance</c>.</summary>
+    internal ShareEngine Engine => _host.Services.GetRequiredService<ShareEngine>();
+
+    /// <summary>The value of the <c>sharerpc.instance</c> tag on this server's measurements.</summary>
+    public string Instance => Engine.Diagnostics.Metrics.Instance;
+
     /// <summary>Starts a server; heartbeats every 200 ms unless <paramref name="configure"/> says otherwise.</summary>
-    public static async Task<InProcessServer> StartAsync(Action<ShareRpcServerOptions>? configure = null, int port = 0, string? dataDirectory = null)
+    /// <param name="logs">Where the server logs (every level), if anywhere.</param>
+    public static async Task<InProcessServer> StartAsync(Action<ShareRpcServerOptions>? configure = null, int port = 0, string? dataDirectory = null, ILoggerProvider? logs = null)
     {
         var dir = dataDirectory ?? Directory.CreateTempSubdirectory("sharerpc-server-").FullName;
         var host = await ShareRpcServerHost.StartAsync(
@@ -34,7 +43,8 @@ public sealed class InProcessServer : IAsyncDisposable
                 o.HeartbeatInterval = TimeSpan.FromMilliseconds(200);
                 configure?.Invoke(o);
             },
-            port: port);
+            port: port,
+            configureBuilder: logs is null ? null : b => b.Logging.SetMinimumLevel(LogLevel.Trace).AddProvider(logs));
         return new InProcessServer(host, dir);
     }
 
