@@ -9,12 +9,16 @@ namespace ShareRpc.TestSupport;
 /// <summary>An in-process ShareRpc server (<see cref="ShareRpcServerHost"/>) on 127.0.0.1 over a temp SQLite data dir, removed at dispose.</summary>
 public sealed class InProcessServer : IAsyncDisposable
 {
-    private readonly ShareRpcServerHost _host;
+    private readonly Action<ShareRpcServerOptions>? _configure;
+    private readonly ILoggerProvider? _logs;
+    private ShareRpcServerHost _host;
 
-    private InProcessServer(ShareRpcServerHost host, string dir)
+    private InProcessServer(ShareRpcServerHost host, string dir, Action<ShareRpcServerOptions>? configure, ILoggerProvider? logs)
     {
         _host = host;
         DataDirectory = dir;
+        _configure = configure;
+        _logs = logs;
     }
 
     /// <summary>What clients dial: http://127.0.0.1:PORT.</summary>
@@ -36,7 +40,26 @@ public sealed class InProcessServer : IAsyncDisposable
     public static async Task<InProcessServer> StartAsync(Action<ShareRpcServerOptions>? configure = null, int port = 0, string? dataDirectory = null, ILoggerProvider? logs = null)
     {
         var dir = dataDirectory ?? Directory.CreateTempSubdirectory("sharerpc-server-").FullName;
-        var host = await ShareRpcServerHost.StartAsync(
+        return new InProcessServer(await StartHostAsync(configure, port, dir, logs), dir, configure, logs);
+    }
+
+    /// <summary>
+    /// Stops the server (gracefully) and disposes its host, runs <paramref name="whileDown"/>, then
+    /// starts a new server on the same port and data directory: a restart, as clients see one.
+    /// </summary>
+    public async Task RestartAsync(Func<Task>? whileDown = null)
+    {
+        var port = new Uri(Address).Port;
+        await _host.StopAsync();
+        await _host.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        if (whileDown is not null) await whileDown();
+        _host = await StartHostAsync(_configure, port, DataDirectory, _logs);
+    }
+
+    private static async Task<ShareRpcServerHost> StartHostAsync(Action<ShareRpcServerOptions>? configure, int port, string dir, ILoggerProvider? logs)
+    {
+        return await ShareRpcServerHost.StartAsync(
             o =>
             {
                 o.DataDirectory = dir;
@@ -45,7 +68,6 @@ public sealed class InProcessServer : IAsyncDisposable
             },
             port: port,
             configureBuilder: logs is null ? null : b => b.Logging.SetMinimumLevel(LogLevel.Trace).AddProvider(logs));
-        return new InProcessServer(host, dir);
     }
 
     public async ValueTask DisposeAsync()
