@@ -15,19 +15,29 @@ internal sealed class PgSql
         CapabilityById = $"SELECT {capCols} FROM {s}.capabilities WHERE capability_id = $1";
         CapabilityBySecret = $"SELECT {capCols} FROM {s}.capabilities WHERE share = $1 AND secret_hash = $2";
         CapabilitiesOfShare = $"SELECT {capCols} FROM {s}.capabilities WHERE share = $1 ORDER BY id";
-        ReadLog = "SELECT cursor, op_id, producer_id, seq, kind, collection, key, value, content_type, expected_version, depends_on, version, committed_at " +
-                  $"FROM {s}.log WHERE share = $1 AND cursor >= $2 ORDER BY cursor LIMIT $3";
+        // Byte-bounded reads (IShareReader.ReadLogAsync): a running sum of value sizes, in the scan's
+        // own order, stops the rows the chunk has no room for on the server, so their values are
+        // never sent; the store then applies the exact rule (ids included) to what arrives.
+        const string logCols = "cursor, op_id, producer_id, seq, kind, collection, key, value, content_type, expected_version, depends_on, version, committed_at";
+        ReadLog = $"SELECT {logCols} FROM (SELECT {logCols}, " +
+                  "sum(coalesce(octet_length(value), 0)) OVER (ORDER BY cursor ROWS UNBOUNDED PRECEDING) AS run, row_number() OVER (ORDER BY cursor) AS rn " +
+                  $"FROM {s}.log WHERE share = $1 AND cursor >= $2 ORDER BY cursor LIMIT $3) t WHERE rn = 1 OR run <= $4 ORDER BY cursor";
         for (var i = 0; i < 4; i++)
         {
             bool coll = (i & 1) != 0, after = (i & 2) != 0;
-            var sql = $"SELECT d.collection, d.key, l.value, l.content_type, d.version, d.cursor FROM {s}.documents d " +
-                      $"JOIN {s}.log l ON l.share = d.share AND l.cursor = d.log_cursor WHERE d.share = $1 AND NOT d.deleted";
-            var n = 3;
-            if (coll) sql += $" AND d.collection = ${n++}";
-            if (after) sql += $" AND (d.collection, d.key) > (${n}, ${n + 1})";
-            _readDocuments[i] = sql + " ORDER BY d.collection, d.key LIMIT $2";
+            var inner = "SELECT d.collection, d.key, l.value, l.content_type, d.version, d.cursor, " +
+                        "sum(coalesce(octet_length(l.value), 0)) OVER (ORDER BY d.collection, d.key ROWS UNBOUNDED PRECEDING) AS run, " +
+                        "row_number() OVER (ORDER BY d.collection, d.key) AS rn " +
+                        $"FROM {s}.documents d JOIN {s}.log l ON l.share = d.share AND l.cursor = d.log_cursor WHERE d.share = $1 AND NOT d.deleted";
+            var n = 4;
+            if (coll) inner += $" AND d.collection = ${n++}";
+            if (after) inner += $" AND (d.collection, d.key) > (${n}, ${n + 1})";
+            _readDocuments[i] = $"SELECT collection, key, value, content_type, version, cursor FROM ({inner} ORDER BY d.collection, d.key LIMIT $2) t " +
+                                "WHERE rn = 1 OR run <= $3 ORDER BY collection, key";
         }
 
+        HasDocumentsAfter = $"SELECT 1 FROM {s}.documents WHERE share = $1 AND NOT deleted AND (collection, key) > ($2, $3) LIMIT 1";
+        HasDocumentsAfterIn = $"SELECT 1 FROM {s}.documents WHERE share = $1 AND NOT deleted AND (collection, key) > ($2, $3) AND collection = $4 LIMIT 1";
         InsertShare = $"INSERT INTO {s}.shares(share_id, share_key, title, labels, epoch, cursor, created_at) VALUES ($1, $2, $3, $4::jsonb, 1, 0, $5) RETURNING id";
         UpdateHeadAndNotify = $"UPDATE {s}.shares SET epoch = $2, cursor = $3 WHERE id = $1 " +
                               "RETURNING pg_notify($4, share_id || ' ' || cursor::text || ' ' || epoch::text)";
@@ -63,6 +73,8 @@ internal sealed class PgSql
     public string CapabilitiesOfShare { get; }
     public string ReadLog { get; }
     public string ReadDocuments(bool collection, bool after) => _readDocuments[(collection ? 1 : 0) | (after ? 2 : 0)];
+    public string HasDocumentsAfter { get; }
+    public string HasDocumentsAfterIn { get; }
     public string InsertShare { get; }
     public string UpdateHeadAndNotify { get; }
     public string InsertCapability { get; }

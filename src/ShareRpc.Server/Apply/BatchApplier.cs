@@ -186,7 +186,7 @@ internal static class BatchApplier
         _ => "",
     };
 
-    /// <summary>Rebuilds the wire op from a log entry (for Subscribe).</summary>
+    /// <summary>Rebuilds the wire op from a log entry (for Subscribe); values wrap the read buffer (never changed after the read), not copies.</summary>
     public static Op ToOp(LogEntry e)
     {
         var op = new Op { OpId = e.OpId, Seq = e.Seq };
@@ -194,7 +194,7 @@ internal static class BatchApplier
         switch (e.Kind)
         {
             case OpKind.Put:
-                op.Put = new Put { Collection = e.Collection, Key = e.Key, Value = Google.Protobuf.ByteString.CopyFrom(e.Value ?? []), ContentType = e.ContentType };
+                op.Put = new Put { Collection = e.Collection, Key = e.Key, Value = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(e.Value ?? []), ContentType = e.ContentType };
                 if (e.ExpectedVersion is { } pv) op.Put.ExpectedVersion = pv;
                 break;
             case OpKind.Delete:
@@ -202,7 +202,7 @@ internal static class BatchApplier
                 if (e.ExpectedVersion is { } dv) op.Delete.ExpectedVersion = dv;
                 break;
             case OpKind.Append:
-                op.Append = new Append { Collection = e.Collection, Value = Google.Protobuf.ByteString.CopyFrom(e.Value ?? []), ContentType = e.ContentType };
+                op.Append = new Append { Collection = e.Collection, Value = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(e.Value ?? []), ContentType = e.ContentType };
                 break;
         }
         return op;

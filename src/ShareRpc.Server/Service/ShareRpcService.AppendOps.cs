@@ -23,7 +23,7 @@ internal sealed partial class ShareRpcService
     public override async Task AppendOps(IAsyncStreamReader<AppendOpsRequest> requestStream, IServerStreamWriter<AppendOpsResponse> responseStream, ServerCallContext context)
     {
         var claims = context.Claims();
-        using var tracked = ShareEngine.TrackStream("AppendOps");
+        using var slot = engine.OpenStream(claims, "AppendOps");
         using var stopReading = LinkShutdown(context);
         var inFlight = Channel.CreateBounded<Task<AppendOpsResponse>>(new BoundedChannelOptions(Options.Limits.MaxBatchesInFlightPerStream)
         {

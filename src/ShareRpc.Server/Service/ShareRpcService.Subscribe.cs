@@ -29,7 +29,7 @@ internal sealed partial class ShareRpcService
     private async Task StreamEventsAsync(SubscribeRequest request, IServerStreamWriter<SubscribeResponse> responseStream, ServerCallContext context)
     {
         var claims = context.Claims();
-        using var tracked = ShareEngine.TrackStream("Subscribe");
+        using var slot = engine.OpenStream(claims, "Subscribe");
         // The events are read one ahead of the write; `stop` ends a read that is still running when a
         // write fails (see below), and a drain ends the stream (the client resumes from its cursor).
         using var stop = LinkShutdown(context);
@@ -47,7 +47,7 @@ internal sealed partial class ShareRpcService
                 try
                 {
                     responseStream.WriteOptions = buffer ? s_buffered : null;
-                    await responseStream.WriteAsync(current).ConfigureAwait(false);
+                    await WriteOrCutOffAsync(responseStream.WriteAsync(current), context).ConfigureAwait(false);
                 }
                 catch
                 {
@@ -69,6 +69,28 @@ internal sealed partial class ShareRpcService
                 }
                 if (!await next.ConfigureAwait(false)) break;
             }
+        }
+    }
+
+    /// <summary>
+    /// A peer that takes no event within <see cref="ShareRpcServerOptions.SubscriberStallTimeout"/>
+    /// (HTTP/2 flow control holds the write) is cut off: the stream is reset, since a write that
+    /// cannot finish leaves no way to send a status, and its chunk's read budget is freed.
+    /// </summary>
+    private async Task WriteOrCutOffAsync(Task write, ServerCallContext context)
+    {
+        try
+        {
+            await write.WaitAsync(Options.SubscriberStallTimeout, engine.Clock).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _ = write.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            context.GetHttpContext().Abort();
+            engine.CountStalledSubscriber();
+            var limit = Options.SubscriberStallTimeout.TotalSeconds;
+            throw new ShareRpcException(ShareRpcStatus.ResourceExhausted, Reasons.Limit,
+                $"subscribe: the peer took no event for {limit:0.###} s, SubscriberStallTimeout = {limit:0.###} s", "subscribe");
         }
     }
 }

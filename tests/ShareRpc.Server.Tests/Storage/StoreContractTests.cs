@@ -14,7 +14,7 @@ namespace ShareRpc.Server.Tests.Stores;
 /// the store itself), against every <see cref="IShareStore"/>. A subclass opens its store on one
 /// fresh database per test.
 /// </summary>
-public abstract class StoreContractTests : IAsyncLifetime
+public abstract partial class StoreContractTests : IAsyncLifetime
 {
     protected StoreContractTests(ITestOutputHelper output) => Output = output;
 
