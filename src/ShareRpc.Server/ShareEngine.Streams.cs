@@ -1,3 +1,4 @@
+using ShareRpc.Server.Apply;
 using ShareRpc.Server.Capabilities;
 
 namespace ShareRpc.Server;
@@ -10,6 +11,12 @@ namespace ShareRpc.Server;
 internal sealed partial class ShareEngine
 {
     private readonly Dictionary<string, int> _streamsPerCapability = new(StringComparer.Ordinal);
+
+    /// <summary>What all AppendOps streams' windows hold and wait for together (counts only; each stream is gated by its own window).</summary>
+    public ByteBudget StreamWindows { get; } = new(long.MaxValue, "AppendOps stream windows");
+
+    /// <summary>A new AppendOps stream's in-flight window (MaxInFlightBytesPerStream), counted in <see cref="StreamWindows"/>.</summary>
+    public ByteBudget NewStreamWindow() => new(Limits.MaxInFlightBytesPerStream, nameof(ShareRpcLimits.MaxInFlightBytesPerStream), StreamWindows);
 
     /// <summary>Streams open now under <paramref name="capabilityId"/> in this process (tests, metrics).</summary>
     public int OpenStreams(string capabilityId)

@@ -43,7 +43,9 @@ internal sealed partial class ShareEngine : IAsyncDisposable
         Options = options;
         _clock = clock ?? TimeProvider.System;
         _authority = new LiveRefAuthority(serverKey, _clock);
-        Committer = new GroupCommitter(store, options.MaxWritesPerCommit, options.MaxQueuedWrites, options.Faults, options.MaxCommitAttempts);
+        Committer = new GroupCommitter(store, new GroupCommitter.CommitLimits(
+            options.MaxWritesPerCommit, options.MaxOpsPerCommit, options.MaxBytesPerCommit,
+            options.MaxQueuedWrites, options.MaxQueuedWriteBytes, options.MaxCommitAttempts), options.Faults);
         ReadBudget = new ByteBudget(options.MaxBufferedReadBytes, nameof(options.MaxBufferedReadBytes));
         if (store is IShareChangeFeed feed)
         {
@@ -77,6 +79,9 @@ internal sealed partial class ShareEngine : IAsyncDisposable
 
     /// <summary>Server-wide budget of documents and log entries read and not yet sent (<see cref="ShareRpcServerOptions.MaxBufferedReadBytes"/>).</summary>
     public ByteBudget ReadBudget { get; }
+
+    /// <summary>What the apply path looked up (tests, metrics).</summary>
+    public ApplyStats Stats { get; } = new();
 
     /// <summary>The injected clock (live-ref expiry, heartbeats, timeouts).</summary>
     public TimeProvider Clock => _clock;
@@ -170,14 +175,17 @@ internal sealed partial class ShareEngine : IAsyncDisposable
 
     /// <summary>
     /// Validates a batch and queues it; returns (once queued) the task of its ack. Batches queued
-    /// one after the other apply in that order: this is the pipelined AppendOps path.
+    /// one after the other apply in that order: this is the pipelined AppendOps path. The batch
+    /// takes its size in bytes (<c>bytes</c>, as read; its serialized size when 0) from
+    /// MaxQueuedWriteBytes until it is committed, and waits for room there first.
     /// </summary>
-    public async Task<Task<AppendOpsResponse>> EnqueueAppendAsync(LiveRefClaims claims, AppendOpsRequest batch, CancellationToken ct = default)
+    public async Task<Task<AppendOpsResponse>> EnqueueAppendAsync(LiveRefClaims claims, AppendOpsRequest batch, CancellationToken ct = default, long bytes = 0)
     {
         BatchValidator.Validate(batch, Limits);
         var started = Stopwatch.GetTimestamp();
         var committed = await Committer.EnqueueAsync(
-            (tx, c) => BatchApplier.ApplyAsync(tx, claims, batch, _clock.GetUtcNow(), c), ct).ConfigureAwait(false);
+            (tx, c) => BatchApplier.ApplyAsync(tx, claims, batch, _clock.GetUtcNow(), c, Stats), ct,
+            claims.ShareId, batch.Ops.Count, bytes > 0 ? bytes : batch.CalculateSize()).ConfigureAwait(false);
         return Completed(committed, started, batch.Ops.Count);
     }
 
@@ -211,7 +219,7 @@ internal sealed partial class ShareEngine : IAsyncDisposable
             catch (ArgumentOutOfRangeException) { throw ShareRpcException.InvalidArgument("expires_at", "is not a valid timestamp"); }
         }
         var now = _clock.GetUtcNow();
-        return await Committer.SubmitAsync((tx, c) => CapabilityOps.DelegateAsync(tx, claims, req, rights, endpoint, now, c), ct).ConfigureAwait(false);
+        return await Committer.SubmitAsync((tx, c) => CapabilityOps.DelegateAsync(tx, claims, req, rights, endpoint, now, c), ct, claims.ShareId).ConfigureAwait(false);
     }
 
     public async Task<RevokeCapabilityResponse> RevokeAsync(LiveRefClaims claims, RevokeCapabilityRequest req, CancellationToken ct = default)
@@ -221,7 +229,7 @@ internal sealed partial class ShareEngine : IAsyncDisposable
         if (req.TargetCase == RevokeCapabilityRequest.TargetOneofCase.CapabilityId && !SturdyRef.IsValidId(req.CapabilityId))
             throw ShareRpcException.InvalidArgument("capability_id", "is not a capability id");
         var now = _clock.GetUtcNow();
-        var result = await Committer.SubmitAsync((tx, c) => CapabilityOps.RevokeAsync(tx, claims, req, now, c), ct).ConfigureAwait(false);
+        var result = await Committer.SubmitAsync((tx, c) => CapabilityOps.RevokeAsync(tx, claims, req, now, c), ct, claims.ShareId).ConfigureAwait(false);
         // Before returning: every open stream of this share learns the new epoch (the fence).
         Notifier.Publish(result.ShareId, 0, result.Epoch);
         return result.Response;

@@ -12,14 +12,23 @@ internal sealed class ByteBudget
 {
     private readonly object _gate = new();
     private readonly LinkedList<Waiter> _waiters = new();
+    private readonly ByteBudget? _parent;
     private long _inUse;
     private long _peak;
+    private int _waitingChildren;
 
-    public ByteBudget(long capacity, string name)
+    /// <param name="capacity">The limit, in bytes.</param>
+    /// <param name="name">The limit's name.</param>
+    /// <param name="parent">
+    /// A budget that only counts (never gates) what this one and its siblings hold and wait for: the
+    /// sum of every AppendOps stream's window, for tests and metrics.
+    /// </param>
+    public ByteBudget(long capacity, string name, ByteBudget? parent = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         Capacity = capacity;
         Name = name;
+        _parent = parent;
     }
 
     /// <summary>Bytes this budget lends at most (its limit).</summary>
@@ -40,10 +49,10 @@ internal sealed class ByteBudget
         get { lock (_gate) return _peak; }
     }
 
-    /// <summary>Takers waiting for room now.</summary>
+    /// <summary>Takers waiting for room now (here, or in the budgets this one counts for).</summary>
     public int Waiting
     {
-        get { lock (_gate) return _waiters.Count; }
+        get { lock (_gate) return _waiters.Count + _waitingChildren; }
     }
 
     /// <summary>Takes <paramref name="bytes"/>, waiting (first come, first served) until they fit.</summary>
@@ -61,6 +70,7 @@ internal sealed class ByteBudget
             ct.ThrowIfCancellationRequested();
             waiter = new Waiter(bytes);
             waiter.Node = _waiters.AddLast(waiter);
+            _parent?.ChildWaiting(+1);
         }
         return new ValueTask(WaitAsync(waiter, ct));
     }
@@ -94,8 +104,14 @@ internal sealed class ByteBudget
         {
             _inUse -= bytes;
             if (_inUse < 0) throw new InvalidOperationException($"{Name}: released more bytes than were taken");
+            _parent?.Release(bytes); // before the waiters it admits are counted there (lock order: child, then parent)
             AdmitWaiters();
         }
+    }
+
+    private void ChildWaiting(int delta)
+    {
+        lock (_gate) _waitingChildren += delta;
     }
 
     private bool Fits(long bytes) => _inUse + bytes <= Capacity || _inUse == 0;
@@ -104,6 +120,7 @@ internal sealed class ByteBudget
     {
         _inUse += bytes;
         if (_inUse > _peak) _peak = _inUse;
+        _parent?.ForceAcquire(bytes); // lock order: child, then parent
     }
 
     private async Task WaitAsync(Waiter waiter, CancellationToken ct)
@@ -129,6 +146,7 @@ internal sealed class ByteBudget
             if (waiter.Node is null) return; // already admitted
             _waiters.Remove(waiter.Node);
             waiter.Node = null;
+            _parent?.ChildWaiting(-1);
             waiter.Done.TrySetCanceled();
             AdmitWaiters(); // the next waiter may fit now that this one left the head of the line
         }
@@ -141,6 +159,7 @@ internal sealed class ByteBudget
         {
             _waiters.RemoveFirst();
             first.Value.Node = null;
+            _parent?.ChildWaiting(-1);
             Take(first.Value.Bytes);
             first.Value.Done.TrySetResult();
         }
