@@ -46,7 +46,7 @@ internal sealed class PgSql
         MarkRevoked = $"UPDATE {s}.capabilities SET revoked_at = $2 WHERE id = ANY($1) AND revoked_at IS NULL";
         FindOps = $"SELECT op_id, true, cursor, version, 0, '' FROM {s}.log WHERE share = $1 AND op_id = ANY($2) " +
                   $"UNION ALL SELECT op_id, false, 0::bigint, 0::bigint, reason, detail FROM {s}.rejections WHERE share = $1 AND op_id = ANY($2)";
-        ProducerSeq = $"SELECT last_seq FROM {s}.producers WHERE share = $1 AND producer_id = $2";
+        Producer = $"SELECT last_seq, capability FROM {s}.producers WHERE share = $1 AND producer_id = $2";
         DocumentHeads = $"SELECT d.collection, d.key, d.version, d.cursor, d.log_cursor, d.deleted FROM {s}.documents d " +
                         "JOIN unnest($2::text[], $3::text[]) AS k(collection, key) ON d.collection = k.collection AND d.key = k.key " +
                         "WHERE d.share = $1";
@@ -58,8 +58,8 @@ internal sealed class PgSql
                           "ON CONFLICT (share, collection, key) DO UPDATE SET version = excluded.version, cursor = excluded.cursor, " +
                           "log_cursor = excluded.log_cursor, deleted = excluded.deleted";
         InsertRejections = $"INSERT INTO {s}.rejections(share, op_id, reason, detail) SELECT * FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::text[])";
-        UpsertProducers = $"INSERT INTO {s}.producers(share, producer_id, last_seq) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[]) " +
-                          "ON CONFLICT (share, producer_id) DO UPDATE SET last_seq = excluded.last_seq";
+        UpsertProducers = $"INSERT INTO {s}.producers(share, producer_id, last_seq, capability) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) " +
+                          "ON CONFLICT (share, producer_id) DO UPDATE SET last_seq = excluded.last_seq, capability = excluded.capability";
     }
 
     private readonly string[] _readDocuments = new string[4];
@@ -80,7 +80,7 @@ internal sealed class PgSql
     public string InsertCapability { get; }
     public string MarkRevoked { get; }
     public string FindOps { get; }
-    public string ProducerSeq { get; }
+    public string Producer { get; }
     public string DocumentHeads { get; }
     public string InsertLog { get; }
     public string UpsertDocuments { get; }

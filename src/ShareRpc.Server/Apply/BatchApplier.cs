@@ -45,8 +45,15 @@ internal static class BatchApplier
         var response = new AppendOpsResponse { BatchId = batch.BatchId, BatchStatus = BatchStatus.Accepted, Cursor = share.Cursor };
         if (batch.Ops.Count == 0) return new BatchOutcome(response, shareRow, share.ShareId, share.Cursor, 0, 0, 0);
 
+        // A producer's sequence belongs to the capability that first wrote it: another capability
+        // learns nothing of it (no expected_seq) and cannot advance it.
+        var producer = await tx.GetProducerAsync(shareRow, batch.ProducerId, ct).ConfigureAwait(false);
+        if (producer?.CapabilityRowId is { } owner && owner != cap!.RowId)
+            throw ShareRpcException.PermissionDenied(Reasons.ProducerTaken,
+                "producer_id belongs to another capability of this share; a producer writes under one capability, use a producer id of your own");
+
         // 3 (checked first, it refuses the whole batch). Producer order: no gap after the last seq.
-        var lastSeq = await tx.GetProducerSeqAsync(shareRow, batch.ProducerId, ct).ConfigureAwait(false);
+        var lastSeq = producer?.LastSeq ?? 0;
         var firstSeq = batch.Ops[0].Seq;
         if (firstSeq > lastSeq + 1)
         {
@@ -68,7 +75,8 @@ internal static class BatchApplier
         var run = new BatchRun(tx, shareRow, batch.ProducerId, lastSeq, share.Cursor, known, heads, now);
         foreach (var op in batch.Ops) response.Acks.Add(await run.ApplyAsync(op, ct).ConfigureAwait(false));
 
-        if (run.SeenSeq != lastSeq) await tx.SetProducerSeqAsync(shareRow, batch.ProducerId, run.SeenSeq, ct).ConfigureAwait(false);
+        if (run.SeenSeq != lastSeq || producer?.CapabilityRowId != cap!.RowId)
+            await tx.SetProducerAsync(shareRow, batch.ProducerId, run.SeenSeq, cap!.RowId, ct).ConfigureAwait(false); // binds it on first write
         if (run.Cursor != share.Cursor) await tx.UpdateShareHeadAsync(shareRow, share.Epoch, run.Cursor, ct).ConfigureAwait(false);
         response.Cursor = run.Cursor;
         return new BatchOutcome(response, shareRow, share.ShareId, run.Cursor, run.Applied, run.Duplicates, run.Rejected);

@@ -28,6 +28,13 @@ internal sealed record LogEntry(
 /// <summary>What the store remembers of an op id: applied (cursor, version) or rejected (reason, detail).</summary>
 internal sealed record OpOutcome(bool Applied, ulong Cursor, ulong Version, int RejectReason, string Detail);
 
+/// <summary>
+/// A producer's place in a share: its last seq, and the capability it belongs to (the row id of
+/// the capability that first wrote under this producer id; null for a row from before schema v2,
+/// which the next writer claims).
+/// </summary>
+internal sealed record ProducerRecord(ulong LastSeq, long? CapabilityRowId);
+
 /// <summary>The head of a document (tombstones included: versions keep counting after a delete).</summary>
 internal sealed record DocumentHead(ulong Version, ulong Cursor, long LogRowId, bool Deleted);
 
@@ -115,8 +122,11 @@ internal interface IShareTransaction : IShareReader
 
     /// <summary>What is known of each of <paramref name="opIds"/> (absent ones are left out); one round trip per chunk.</summary>
     Task<Dictionary<string, OpOutcome>> FindOpsAsync(long shareRowId, IReadOnlyCollection<string> opIds, CancellationToken ct = default);
-    Task<ulong> GetProducerSeqAsync(long shareRowId, string producerId, CancellationToken ct = default);
-    Task SetProducerSeqAsync(long shareRowId, string producerId, ulong lastSeq, CancellationToken ct = default);
+    /// <summary>The producer's last seq and owner, or null for a producer id never written in this share.</summary>
+    Task<ProducerRecord?> GetProducerAsync(long shareRowId, string producerId, CancellationToken ct = default);
+
+    /// <summary>Records the producer's last seq and binds it to <paramref name="capabilityRowId"/> (docs/design.md, "AppendOps semantics").</summary>
+    Task SetProducerAsync(long shareRowId, string producerId, ulong lastSeq, long capabilityRowId, CancellationToken ct = default);
     Task<DocumentHead?> GetDocumentHeadAsync(long shareRowId, string collection, string key, CancellationToken ct = default);
 
     /// <summary>

@@ -223,14 +223,18 @@ internal sealed partial class SqliteShareStore : IShareStore
             return Task.FromResult(result);
         }
 
-        public Task<ulong> GetProducerSeqAsync(long shareRowId, string producerId, CancellationToken ct = default) =>
-            Task.FromResult(Run("SELECT last_seq FROM producers WHERE share = $s AND producer_id = $p",
-                c => c.ExecuteScalar() is long v ? U(v) : 0UL, ("$s", shareRowId), ("$p", producerId)));
+        public Task<ProducerRecord?> GetProducerAsync(long shareRowId, string producerId, CancellationToken ct = default) =>
+            Task.FromResult(Run("SELECT last_seq, capability FROM producers WHERE share = $s AND producer_id = $p", c =>
+            {
+                using var r = c.ExecuteReader();
+                return r.Read() ? new ProducerRecord(U(r.GetInt64(0)), r.IsDBNull(1) ? null : r.GetInt64(1)) : null;
+            }, ("$s", shareRowId), ("$p", producerId)));
 
-        public Task SetProducerSeqAsync(long shareRowId, string producerId, ulong lastSeq, CancellationToken ct = default)
+        public Task SetProducerAsync(long shareRowId, string producerId, ulong lastSeq, long capabilityRowId, CancellationToken ct = default)
         {
-            Exec("INSERT INTO producers(share, producer_id, last_seq) VALUES ($s, $p, $q) ON CONFLICT(share, producer_id) DO UPDATE SET last_seq = excluded.last_seq",
-                ("$s", shareRowId), ("$p", producerId), ("$q", L(lastSeq)));
+            Exec("INSERT INTO producers(share, producer_id, last_seq, capability) VALUES ($s, $p, $q, $c) " +
+                 "ON CONFLICT(share, producer_id) DO UPDATE SET last_seq = excluded.last_seq, capability = excluded.capability",
+                ("$s", shareRowId), ("$p", producerId), ("$q", L(lastSeq)), ("$c", capabilityRowId));
             return Task.CompletedTask;
         }
 

@@ -1,9 +1,14 @@
 using ShareRpc.Server.Storage;
+using Sharerpc.V1;
 using static ShareRpc.Server.Tests.EngineFixture;
 
 namespace ShareRpc.Server.Tests.Stores;
 
-/// <summary>The store contract's byte bounds on reads (docs/design.md, "Limits"): both stores stop a chunk by bytes, never by count alone.</summary>
+/// <summary>
+/// The store contract's part in issue 13 (hardening), on every store: reads stop a chunk by bytes,
+/// never by count alone (docs/design.md, "Limits"); a producer belongs to the capability that
+/// writes it (docs/design.md, "AppendOps semantics").
+/// </summary>
 public abstract partial class StoreContractTests
 {
     [Fact]
@@ -36,5 +41,37 @@ public abstract partial class StoreContractTests
         Assert.False(await view.HasDocumentsAfterAsync(share.RowId, null, ("d", "k6")));
         Assert.False(await view.HasDocumentsAfterAsync(share.RowId, "c", ("c", "")));
         Assert.True(await view.HasDocumentsAfterAsync(share.RowId, "d", ("d", "")));
+    }
+
+    [Fact]
+    public async Task A_producer_belongs_to_the_capability_that_first_wrote_it_another_learns_nothing_of_its_seq()
+    {
+        var (owner, _) = await F.NewShareAsync();
+        var delegated = await F.Engine.DelegateAsync(owner, new DelegateCapabilityRequest
+        {
+            Rights = { Right.Append },
+            Secret = Google.Protobuf.ByteString.CopyFrom(NewSecret()),
+        }, Endpoint);
+        var appendOnly = await F.RedeemAsync(delegated.SturdyRef);
+        await F.AppendAsync(owner, "owner-producer", Put(1, "d", "a", "1"), Put(2, "d", "b", "1"), Put(3, "d", "c", "1"));
+
+        // Far ahead (the old server answered OUT_OF_ORDER with expected_seq = 4) and right on (it applied it).
+        foreach (var seq in new ulong[] { 10, 4 })
+        {
+            var e = await Expect.Fails(() => F.AppendAsync(appendOnly, "owner-producer", Put(seq, "d", "hijack", "x")), ShareRpcStatus.PermissionDenied, Reasons.ProducerTaken);
+            Assert.DoesNotContain("4", e.Message); // nothing of the owner's sequence
+        }
+
+        // The owner's producer goes on where it was; the delegate writes under its own producer id.
+        var next = await F.AppendAsync(owner, "owner-producer", Put(4, "d", "e", "1"));
+        Assert.Equal((BatchStatus.Accepted, OpStatus.Applied, 4UL), (next.BatchStatus, next.Acks[0].Status, next.Acks[0].Cursor));
+        var own = await F.AppendAsync(appendOnly, "delegate-producer", Put(1, "d", "f", "1"));
+        Assert.Equal(OpStatus.Applied, own.Acks[0].Status);
+        await Expect.Fails(() => F.AppendAsync(owner, "delegate-producer", Put(2, "d", "g", "1")), ShareRpcStatus.PermissionDenied, Reasons.ProducerTaken);
+
+        await using var view = await F.Engine.Store.BeginReadAsync();
+        var share = (await view.GetShareAsync(owner.ShareId))!;
+        Assert.Equal(5UL, share.Cursor);
+        Assert.DoesNotContain(await view.ReadLogAsync(share.RowId, 1, 100), e => e.Key is "hijack" or "g");
     }
 }
