@@ -77,8 +77,7 @@ internal sealed partial class ShareEngine
     public async Task<GetSnapshotResponse> GetSnapshotAsync(LiveRefClaims claims, GetSnapshotRequest req, CancellationToken ct = default)
     {
         if (req.PageSize < 0) throw ShareRpcException.InvalidArgument("page_size", "must be >= 0");
-        if (StoredBytes.Text(req.Collection) > Limits.MaxCollectionLength)
-            throw ShareRpcException.LimitExceeded("collection", nameof(Limits.MaxCollectionLength), Limits.MaxCollectionLength, "bytes", StoredBytes.Text(req.Collection));
+        BatchValidator.MaxBytes(req.Collection, "collection", nameof(Limits.MaxCollectionLength), Limits.MaxCollectionLength);
         var size = Math.Min(req.PageSize == 0 ? DefaultSnapshotPageSize : req.PageSize, Limits.MaxSnapshotPageSize);
         (string, string)? after = null;
         if (req.PageToken.Length > 0)

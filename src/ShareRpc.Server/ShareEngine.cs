@@ -103,19 +103,17 @@ internal sealed partial class ShareEngine : IAsyncDisposable
                 throw ShareRpcException.Unauthenticated(Reasons.CreatorToken, "CreateShare needs 'authorization: Bearer <creator token>' on this server");
         }
         if (string.IsNullOrEmpty(req.ShareKey)) throw ShareRpcException.InvalidArgument("share_key", "must not be empty");
-        if (req.ShareKey.Length > Limits.MaxShareKeyLength)
-            throw ShareRpcException.LimitExceeded("share_key", nameof(Limits.MaxShareKeyLength), Limits.MaxShareKeyLength, "chars", req.ShareKey.Length);
+        BatchValidator.MaxBytes(req.ShareKey, "share_key", nameof(Limits.MaxShareKeyLength), Limits.MaxShareKeyLength);
         if (req.ShareKey.Any(char.IsControl)) throw ShareRpcException.InvalidArgument("share_key", "must not contain control characters");
         CheckSecret(req.OwnerSecret.Length, "owner_secret");
-        if (req.Title.Length > Limits.MaxTitleLength)
-            throw ShareRpcException.LimitExceeded("title", nameof(Limits.MaxTitleLength), Limits.MaxTitleLength, "chars", req.Title.Length);
+        BatchValidator.MaxBytes(req.Title, "title", nameof(Limits.MaxTitleLength), Limits.MaxTitleLength);
         if (req.Labels.Count > Limits.MaxLabels)
             throw ShareRpcException.LimitExceeded("labels", nameof(Limits.MaxLabels), Limits.MaxLabels, "labels", req.Labels.Count);
         foreach (var (k, v) in req.Labels)
         {
             if (k.Length == 0) throw ShareRpcException.InvalidArgument("labels", "a label key must not be empty");
-            if (k.Length > Limits.MaxLabelLength || v.Length > Limits.MaxLabelLength)
-                throw ShareRpcException.LimitExceeded($"labels[{k}]", nameof(Limits.MaxLabelLength), Limits.MaxLabelLength, "chars", Math.Max(k.Length, v.Length));
+            BatchValidator.MaxBytes(k, "labels", nameof(Limits.MaxLabelLength), Limits.MaxLabelLength); // the key may be what is too long: not echoed
+            BatchValidator.MaxBytes(v, $"labels[{k}]", nameof(Limits.MaxLabelLength), Limits.MaxLabelLength);
         }
         var now = _clock.GetUtcNow();
         var result = await Committer.SubmitAsync((tx, c) => CapabilityOps.CreateShareAsync(tx, req, endpoint, now, c), ct).ConfigureAwait(false);
@@ -210,8 +208,7 @@ internal sealed partial class ShareEngine : IAsyncDisposable
         if (req.Rights.Count == 0) throw ShareRpcException.InvalidArgument("rights", "name at least one right");
         if (!RightsFormat.TryFromProto(req.Rights, out var rights, out var error)) throw ShareRpcException.InvalidArgument("rights", error!);
         CheckSecret(req.Secret.Length, "secret");
-        if (req.Note.Length > Limits.MaxTitleLength)
-            throw ShareRpcException.LimitExceeded("note", nameof(Limits.MaxTitleLength), Limits.MaxTitleLength, "chars", req.Note.Length);
+        BatchValidator.MaxBytes(req.Note, "note", nameof(Limits.MaxTitleLength), Limits.MaxTitleLength);
         if (req.ExpiresAt is not null)
         {
             try { _ = req.ExpiresAt.ToDateTimeOffset(); }
