@@ -49,8 +49,39 @@ internal sealed partial class SqliteShareStore : IShareStore
     /// </summary>
     public static SqliteShareStore Open(string dataDirectory, bool fsyncEveryCommit)
     {
-        Directory.CreateDirectory(dataDirectory);
-        return new SqliteShareStore(System.IO.Path.Combine(dataDirectory, FileName), fsyncEveryCommit);
+        var path = System.IO.Path.Combine(dataDirectory, FileName);
+        OwnerOnly(dataDirectory, path);
+        return new SqliteShareStore(path, fsyncEveryCommit);
+    }
+
+    private const UnixFileMode OwnerReadWrite = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>
+    /// Share contents are readable by the server's user only: the data directory is created 0700 and
+    /// the database file 0600 before SQLite opens it (SQLite gives the -wal and -shm files the
+    /// database file's mode); files an older server left group- or world-readable are narrowed to 0600.
+    /// </summary>
+    private static void OwnerOnly(string dataDirectory, string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(dataDirectory);
+            return;
+        }
+        if (!Directory.Exists(dataDirectory)) Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        try
+        {
+            using var created = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = OwnerReadWrite });
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            // Already there: narrowed below.
+        }
+        foreach (var file in new[] { path, path + "-wal", path + "-shm", path + "-journal" })
+        {
+            if (File.Exists(file) && (File.GetUnixFileMode(file) & ~OwnerReadWrite) != 0)
+                File.SetUnixFileMode(file, File.GetUnixFileMode(file) & OwnerReadWrite);
+        }
     }
 
     /// <summary>Reads a PRAGMA on the writer connection (tests).</summary>
