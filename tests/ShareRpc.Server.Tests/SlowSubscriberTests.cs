@@ -90,6 +90,57 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
         Assert.Equal(0, _f.Engine.ReadBudget.InUse); // every chunk's bytes came back
     }
 
+    /// <summary>
+    /// The same over a real HTTP/2 connection: what matters is what the server holds in all, Kestrel's
+    /// response buffers included. A write that is not flushed does not wait for flow control, and the
+    /// handler coalesced up to 64 events per flush: each reader that never read had the log, 64 events
+    /// at a time, buffered in Kestrel (eight readers of a 24 MiB log: 192 MiB).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Over_http2_readers_that_never_read_hold_a_bounded_number_of_bytes(bool includeSnapshot)
+    {
+        await using var s = await LoopbackServer.StartAsync(o => o.FsyncEveryCommit = false);
+        var (_, live) = await s.NewShareAsync();
+        var auth = LoopbackServer.Bearer(live.LiveRef);
+        using (var call = Stub(s.Channel).AppendOps(auth))
+        {
+            for (ulong i = 1; i <= 24; i++)
+            {
+                var op = Put(i, "big", "d" + i, "");
+                op.Put.Value = ByteString.CopyFrom(new byte[1024 * 1024]);
+                await call.RequestStream.WriteAsync(Batch("p", op));
+            }
+            await call.RequestStream.CompleteAsync();
+            while (await call.ResponseStream.MoveNext()) { }
+        }
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+
+        var opened = new List<IDisposable>();
+        try
+        {
+            for (var i = 0; i < Subscribers; i++)
+            {
+                var channel = Channel(s.Address.ToString()); // a connection each: one peer each
+                var call = Stub(channel).Subscribe(new SubscribeRequest { FromCursor = 1, IncludeSnapshot = includeSnapshot }, auth);
+                opened.Add(call);
+                opened.Add(channel);
+                await call.ResponseHeadersAsync; // the server is sending
+            }
+            // Every reader's server side is parked: its read budget taken (a chunk) and its writer waiting on the
+            // peer. (Before, this never came: every event was written into Kestrel's buffers, the budget given back.)
+            await WaitUntil(() => s.Engine.ReadBudget.InUse > 0 && s.Engine.OpenStreams(live.CapabilityId) == Subscribers,
+                what: "the readers' server sides parked on a chunk each");
+            var held = GC.GetTotalMemory(forceFullCollection: true) - before; // Kestrel's buffers are pinned managed memory: counted
+            Assert.True(held < 64L * 1024 * 1024, $"{held / (1024 * 1024)} MiB held by {Subscribers} readers that never read");
+        }
+        finally
+        {
+            foreach (var o in opened) o.Dispose();
+        }
+    }
+
     [Fact]
     public async Task The_chunks_of_all_subscribers_stay_within_MaxBufferedReadBytes_the_next_reader_waits()
     {
@@ -139,12 +190,12 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
         }
     }
 
-    internal static async Task WaitUntil(Func<bool> condition, int timeoutSeconds = 30)
+    internal static async Task WaitUntil(Func<bool> condition, int timeoutSeconds = 30, string what = "condition")
     {
         var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
         while (!condition())
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met in " + timeoutSeconds + " s");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what}: not met in {timeoutSeconds} s");
             await Task.Delay(10);
         }
     }

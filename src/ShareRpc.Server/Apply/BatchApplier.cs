@@ -253,10 +253,21 @@ internal static class BatchApplier
 
     private static byte[]? Value(Op op) => op.KindCase switch
     {
-        Op.KindOneofCase.Put => op.Put.Value.ToByteArray(),
-        Op.KindOneofCase.Append => op.Append.Value.ToByteArray(),
+        Op.KindOneofCase.Put => Bytes(op.Put.Value),
+        Op.KindOneofCase.Append => Bytes(op.Append.Value),
         _ => null,
     };
+
+    /// <summary>
+    /// The value's bytes without a copy when the parsed message owns an array of exactly them (what
+    /// Google.Protobuf makes when it parses): a 1 MiB value is otherwise copied once more per write.
+    /// Nothing writes to it: the message is immutable from here on.
+    /// </summary>
+    private static byte[] Bytes(Google.Protobuf.ByteString value) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(value.Memory, out var segment)
+        && segment is { Offset: 0, Array: { } array } && segment.Count == array.Length
+            ? array
+            : value.ToByteArray();
 
     private static string ContentType(Op op) => op.KindCase switch
     {

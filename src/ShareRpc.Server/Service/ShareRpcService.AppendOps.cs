@@ -90,6 +90,7 @@ internal sealed partial class ShareRpcService
     private async Task WriteAcksAsync(StreamState stream, ChannelReader<InFlight> inFlight, IServerStreamWriter<AppendOpsResponse> responses)
     {
         var (claims, window, context) = (stream.Claims, stream.Window, stream.Context);
+        var unflushedBytes = 0L; // only a flush waits for flow control: what is buffered is bounded in bytes (MaxBytesPerFlush)
         while (await inFlight.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
             while (inFlight.TryRead(out var pending))
@@ -99,7 +100,9 @@ internal sealed partial class ShareRpcService
                 window.ForceAcquire(ackBytes); // the ack is in memory now; the batch it answers can go
                 window.Release(pending.Bytes);
                 // With fault hooks set (tests, chaos) every ack is flushed: a fault on the next one must not hold it back.
-                var more = Options.Faults is null && inFlight.TryPeek(out var next) && next.Ack.IsCompleted;
+                unflushedBytes += ackBytes;
+                var more = Options.Faults is null && inFlight.TryPeek(out var next) && next.Ack.IsCompleted && unflushedBytes < MaxBytesPerFlush;
+                if (!more) unflushedBytes = 0;
                 if (Options.Faults?.BeforeAck is { } beforeAck
                     && await beforeAck(new ServerBatchContext(claims.ShareId, claims.CapabilityId, ack.BatchId, "")).ConfigureAwait(false) is var fault and not StreamFault.None)
                 {

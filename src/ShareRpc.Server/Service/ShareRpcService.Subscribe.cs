@@ -6,13 +6,21 @@ namespace ShareRpc.Server.Service;
 /// <summary>
 /// Subscribe (READ): snapshot chunks if asked, the log from from_cursor, then live ops and
 /// heartbeats. Events that are ready at once (catching up) share a flush, at most
-/// <see cref="MaxEventsPerFlush"/> at a time: each is written with
-/// <see cref="WriteFlags.BufferHint"/> while the next one is already there, and flushed when the
-/// stream is about to wait.
+/// <see cref="MaxEventsPerFlush"/> events and <see cref="MaxBytesPerFlush"/> bytes at a time: each
+/// is written with <see cref="WriteFlags.BufferHint"/> while the next one is already there, and
+/// flushed when the stream is about to wait.
 /// </summary>
 internal sealed partial class ShareRpcService
 {
     public const int MaxEventsPerFlush = 64;
+
+    /// <summary>
+    /// Bytes written without a flush, at most. Only a flush waits for HTTP/2 flow control (Kestrel
+    /// takes unflushed writes whatever the peer's window): counting events alone let a reader that
+    /// never reads have 64 events of up to 1 MiB each, over and over, buffered in Kestrel (measured:
+    /// eight such readers of a 48 MiB log, 384 MiB of response buffers).
+    /// </summary>
+    public const int MaxBytesPerFlush = 64 * 1024;
 
     public override async Task Subscribe(SubscribeRequest request, IServerStreamWriter<SubscribeResponse> responseStream, ServerCallContext context)
     {
@@ -38,12 +46,14 @@ internal sealed partial class ShareRpcService
         {
             if (!await events.MoveNextAsync().ConfigureAwait(false)) return;
             var unflushed = 0;
+            var unflushedBytes = 0L;
             while (true)
             {
                 var current = events.Current;
                 var next = events.MoveNextAsync();
-                var buffer = next.IsCompleted && ++unflushed < MaxEventsPerFlush;
-                if (!buffer) unflushed = 0;
+                unflushedBytes += current.CalculateSize();
+                var buffer = next.IsCompleted && ++unflushed < MaxEventsPerFlush && unflushedBytes < MaxBytesPerFlush;
+                if (!buffer) (unflushed, unflushedBytes) = (0, 0);
                 try
                 {
                     responseStream.WriteOptions = buffer ? s_buffered : null;
