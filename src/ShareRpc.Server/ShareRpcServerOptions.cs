@@ -35,7 +35,7 @@ public sealed class ShareRpcServerOptions
     /// <summary>
     /// Server-wide budget of AppendOps batches read from any stream and not yet committed (bytes).
     /// When it is spent, streams stop reading (HTTP/2 flow control stops their peers) until commits
-    /// free it, first come first served: the write queue cannot grow past it.
+    /// free it, let in by share in turns by bytes: the write queue cannot grow past it.
     /// </summary>
     public long MaxQueuedWriteBytes { get; set; } = 64L * 1024 * 1024;
     /// <summary>Ops committed in one transaction, summed over its writes (count; a single larger write still commits alone).</summary>

@@ -114,10 +114,10 @@ public sealed class ApplyCostTests(ITestOutputHelper output) : IAsyncLifetime
 
         Assert.Equal(OpStatus.Applied, outcome.Response.Acks[0].Status);
         Assert.All(flood, f => Assert.All(f.Result.Response.Acks, a => Assert.Equal(OpStatus.Applied, a.Status)));
-        // Shares take turns and a group holds at most MaxOpsPerCommit ops: the honest write commits
-        // after one amplifying batch. First come, first served, one group of up to 256 writes, it
-        // committed with all sixteen.
-        Assert.InRange(ranBeforeHonest, 1, 2);
-        Assert.InRange(ranWhenHonestCommitted, 1, 2);
+        // Shares take turns by cost and a group holds at most MaxOpsPerCommit ops: the honest write
+        // commits in the first group or the next, with at most one amplifying batch. First come, first
+        // served, in one group of up to 256 writes, it committed with all sixteen.
+        Assert.InRange(ranBeforeHonest, 0, 1);
+        Assert.InRange(ranWhenHonestCommitted, 0, 1);
     }
 }

@@ -16,11 +16,12 @@ namespace ShareRpc.Server.Apply;
 /// MaxCommitAttempts.
 /// <para>
 /// Writes of one share run in submission order, so one stream's batches apply in the order it sent
-/// them. Shares take turns: a group takes one write from each share with work waiting, round robin,
-/// so a share with a deep queue of heavy batches delays another share's write by at most one bounded
-/// group, never by its whole queue (docs/design.md, "Limits"). The queue is bounded in writes
-/// (MaxQueuedWrites) and in bytes (MaxQueuedWriteBytes): a submitter waits for room, which for an
-/// AppendOps stream means it stops reading, and HTTP/2 flow control stops its peer.
+/// them. Shares take turns by cost (<see cref="ShareTurns{T}"/>: deficit round robin over bytes and
+/// ops), so a share with a deep queue of heavy batches delays another share's write by about one
+/// bounded group, never by its whole queue (docs/design.md, "Limits"). The queue is bounded in writes
+/// (MaxQueuedWrites) and in bytes (MaxQueuedWriteBytes, let in by share in turn and by bytes:
+/// <see cref="FairByteBudget"/>): a submitter waits for room, which for an AppendOps stream means it
+/// stops reading, and HTTP/2 flow control stops its peer.
 /// </para>
 /// </summary>
 internal sealed class GroupCommitter : IAsyncDisposable
@@ -28,8 +29,7 @@ internal sealed class GroupCommitter : IAsyncDisposable
     private readonly IShareStore _store;
     private readonly CommitLimits _limits;
     private readonly Channel<IWork> _incoming = Channel.CreateUnbounded<IWork>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Dictionary<string, Queue<IWork>> _byShare = new(StringComparer.Ordinal);
-    private readonly Queue<string> _turns = new(); // shares with waiting work, in the order they get their next turn
+    private readonly ShareTurns<IWork> _turns = new(w => w.ShareKey, w => w.Bytes, w => w.Ops);
     private readonly Task _loop;
     private readonly ServerFaultHooks? _faults;
     private int _pending;
@@ -44,15 +44,18 @@ internal sealed class GroupCommitter : IAsyncDisposable
         _faults = faults;
         _limits = limits ?? new CommitLimits();
         QueuedWrites = new ByteBudget(_limits.MaxQueuedWrites, nameof(_limits.MaxQueuedWrites));
-        QueuedBytes = new ByteBudget(_limits.MaxQueuedWriteBytes, nameof(_limits.MaxQueuedWriteBytes));
+        QueuedBytes = new FairByteBudget(_limits.MaxQueuedWriteBytes, nameof(_limits.MaxQueuedWriteBytes));
         _loop = Task.Run(RunAsync);
     }
 
     /// <summary>Writes queued or committing (one unit each), bounded by MaxQueuedWrites.</summary>
     public ByteBudget QueuedWrites { get; }
 
-    /// <summary>Bytes of batches queued or committing, bounded by MaxQueuedWriteBytes (what tests assert a bound on).</summary>
-    public ByteBudget QueuedBytes { get; }
+    /// <summary>
+    /// Bytes of batches queued or committing, bounded by MaxQueuedWriteBytes (what tests assert a bound
+    /// on); let in fairly by share, so one share's large batches do not hold another's small ones back.
+    /// </summary>
+    public FairByteBudget QueuedBytes { get; }
 
     /// <summary>Transactions committed so far (for tests and metrics).</summary>
     public long Commits => Interlocked.Read(ref _commits);
@@ -90,7 +93,7 @@ internal sealed class GroupCommitter : IAsyncDisposable
         await QueuedWrites.AcquireAsync(1, ct).ConfigureAwait(false);
         try
         {
-            await QueuedBytes.AcquireAsync(bytes, ct).ConfigureAwait(false);
+            await QueuedBytes.AcquireAsync(bytes, shareId ?? "", ct).ConfigureAwait(false);
         }
         catch
         {
@@ -117,56 +120,35 @@ internal sealed class GroupCommitter : IAsyncDisposable
     private async Task RunAsync()
     {
         var group = new List<IWork>(_limits.MaxWritesPerCommit);
-        while (_byShare.Count > 0 || await _incoming.Reader.WaitToReadAsync().ConfigureAwait(false))
+        while (_turns.Count > 0 || await _incoming.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (_incoming.Reader.TryRead(out var w)) Add(w);
+            while (_incoming.Reader.TryRead(out var w)) _turns.Add(w);
             TakeGroup(group);
             if (group.Count == 0) continue;
             await CommitGroupAsync(group).ConfigureAwait(false);
         }
     }
 
-    private void Add(IWork w)
-    {
-        if (!_byShare.TryGetValue(w.ShareKey, out var queue))
-        {
-            _byShare[w.ShareKey] = queue = new Queue<IWork>();
-            _turns.Enqueue(w.ShareKey);
-        }
-        queue.Enqueue(w);
-    }
-
     /// <summary>
-    /// The next group: one write per share in turn, until a limit on writes, ops or bytes would be
-    /// passed (the first write always goes, however large). A share with more waiting goes to the
-    /// back of the line.
+    /// The next group: writes in the shares' turns (<see cref="ShareTurns{T}"/>), until a limit on
+    /// writes, ops or bytes would be passed (the first write always goes, however large).
     /// </summary>
     private void TakeGroup(List<IWork> group)
     {
         group.Clear();
         long ops = 0, bytes = 0;
-        while (group.Count < _limits.MaxWritesPerCommit && _turns.TryPeek(out var share))
+        while (group.Count < _limits.MaxWritesPerCommit
+               && _turns.TryTake(w => group.Count == 0 || (ops + w.Ops <= _limits.MaxOpsPerCommit && bytes + w.Bytes <= _limits.MaxBytesPerCommit), out var next))
         {
-            var queue = _byShare[share];
-            var next = queue.Peek();
+            Interlocked.Decrement(ref _pending);
             if (next.CancellationToken.IsCancellationRequested)
             {
-                queue.Dequeue();
-                Interlocked.Decrement(ref _pending);
                 next.Cancel();
+                continue;
             }
-            else
-            {
-                if (group.Count > 0 && (ops + next.Ops > _limits.MaxOpsPerCommit || bytes + next.Bytes > _limits.MaxBytesPerCommit)) break;
-                queue.Dequeue();
-                Interlocked.Decrement(ref _pending);
-                group.Add(next);
-                ops += next.Ops;
-                bytes += next.Bytes;
-            }
-            _turns.Dequeue();
-            if (queue.Count > 0) _turns.Enqueue(share);
-            else _byShare.Remove(share);
+            group.Add(next);
+            ops += next.Ops;
+            bytes += next.Bytes;
         }
     }
 
