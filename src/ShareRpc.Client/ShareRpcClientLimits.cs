@@ -15,17 +15,17 @@ public sealed class ShareRpcClientLimits
     /// <summary>Bytes of one put or append value (the server's <c>MaxValueBytes</c>).</summary>
     public int MaxValueBytes { get; set; } = 1024 * 1024;
 
-    /// <summary>UTF-16 chars of a document key (the server's <c>MaxKeyLength</c>).</summary>
-    public int MaxKeyChars { get; set; } = 512;
+    /// <summary>UTF-8 bytes of a document key (the server's <c>MaxKeyLength</c>).</summary>
+    public int MaxKeyBytes { get; set; } = 512;
 
-    /// <summary>UTF-16 chars of a collection name (the server's <c>MaxCollectionLength</c>).</summary>
-    public int MaxCollectionChars { get; set; } = 128;
+    /// <summary>UTF-8 bytes of a collection name (the server's <c>MaxCollectionLength</c>).</summary>
+    public int MaxCollectionBytes { get; set; } = 128;
 
-    /// <summary>UTF-16 chars of an op id and of each depends_on entry (the server's <c>MaxIdLength</c>).</summary>
-    public int MaxIdChars { get; set; } = 128;
+    /// <summary>UTF-8 bytes of an op id and of each depends_on entry (the server's <c>MaxIdLength</c>).</summary>
+    public int MaxIdBytes { get; set; } = 128;
 
-    /// <summary>UTF-16 chars of a content type (the server's <c>MaxContentTypeLength</c>).</summary>
-    public int MaxContentTypeChars { get; set; } = 256;
+    /// <summary>UTF-8 bytes of a content type (the server's <c>MaxContentTypeLength</c>).</summary>
+    public int MaxContentTypeBytes { get; set; } = 256;
 
     /// <summary>depends_on entries of one op (count; the server's <c>MaxDependsOnPerOp</c>).</summary>
     public int MaxDependsOnPerOp { get; set; } = 64;
@@ -34,10 +34,10 @@ public sealed class ShareRpcClientLimits
     {
         if (MaxOpsPerBatch <= 0) yield return $"Limits.MaxOpsPerBatch must be > 0 (was {MaxOpsPerBatch}).";
         if (MaxValueBytes <= 0) yield return $"Limits.MaxValueBytes must be > 0 (was {MaxValueBytes}).";
-        if (MaxKeyChars <= 0) yield return $"Limits.MaxKeyChars must be > 0 (was {MaxKeyChars}).";
-        if (MaxCollectionChars <= 0) yield return $"Limits.MaxCollectionChars must be > 0 (was {MaxCollectionChars}).";
-        if (MaxIdChars <= 0) yield return $"Limits.MaxIdChars must be > 0 (was {MaxIdChars}).";
-        if (MaxContentTypeChars < 0) yield return $"Limits.MaxContentTypeChars must be >= 0 (was {MaxContentTypeChars}).";
+        if (MaxKeyBytes <= 0) yield return $"Limits.MaxKeyBytes must be > 0 (was {MaxKeyBytes}).";
+        if (MaxCollectionBytes <= 0) yield return $"Limits.MaxCollectionBytes must be > 0 (was {MaxCollectionBytes}).";
+        if (MaxIdBytes <= 0) yield return $"Limits.MaxIdBytes must be > 0 (was {MaxIdBytes}).";
+        if (MaxContentTypeBytes < 0) yield return $"Limits.MaxContentTypeBytes must be >= 0 (was {MaxContentTypeBytes}).";
         if (MaxDependsOnPerOp < 0) yield return $"Limits.MaxDependsOnPerOp must be >= 0 (was {MaxDependsOnPerOp}).";
     }
 }

@@ -29,6 +29,13 @@ public static class Reasons
     /// <summary>PERMISSION_DENIED: the capability itself has expired (redeeming again cannot help).</summary>
     public const string CapabilityExpired = "capability-expired";
 
+    /// <summary>
+    /// PERMISSION_DENIED: the batch's producer_id belongs to another capability (a producer's
+    /// sequence belongs to the capability that first wrote it). Nothing of the producer's sequence is
+    /// revealed; use a producer id of your own.
+    /// </summary>
+    public const string ProducerTaken = "producer-taken";
+
     // UNAUTHENTICATED
 
     /// <summary>UNAUTHENTICATED: the live ref's epoch is older than the share's (a revoke): redeem again and retry.</summary>
@@ -77,4 +84,11 @@ public static class Reasons
 
     /// <summary>UNAVAILABLE: the server is draining; reconnect and resend unacked batches.</summary>
     public const string ShuttingDown = "shutting-down";
+
+    /// <summary>
+    /// UNAVAILABLE: the request sent nothing for the server's idle timeout (an AppendOps stream with
+    /// nothing in flight, or a request message that did not arrive whole in time); open a new call
+    /// when there is something to send.
+    /// </summary>
+    public const string IdleTimeout = "idle-timeout";
 }

@@ -1,66 +1,5 @@
 namespace ShareRpc.Server;
 
-/// <summary>Named limits, each with its unit in the name or doc. Exceeding one is RESOURCE_EXHAUSTED naming the field.</summary>
-public sealed class ShareRpcLimits
-{
-    /// <summary>Ops in one AppendOps batch (count).</summary>
-    public int MaxOpsPerBatch { get; set; } = 1024;
-    /// <summary>Bytes of one Put/Append value.</summary>
-    public int MaxValueBytes { get; set; } = 1024 * 1024;
-    /// <summary>Length of a document key (UTF-16 chars).</summary>
-    public int MaxKeyLength { get; set; } = 512;
-    /// <summary>Length of a collection name (UTF-16 chars).</summary>
-    public int MaxCollectionLength { get; set; } = 128;
-    /// <summary>depends_on entries of one op (count).</summary>
-    public int MaxDependsOnPerOp { get; set; } = 64;
-    /// <summary>Length of op_id, producer_id, batch_id and each depends_on entry (chars).</summary>
-    public int MaxIdLength { get; set; } = 128;
-    /// <summary>Length of a content type (chars).</summary>
-    public int MaxContentTypeLength { get; set; } = 256;
-    /// <summary>Length of share_key (chars).</summary>
-    public int MaxShareKeyLength { get; set; } = 256;
-    /// <summary>Length of a share title or a capability note (chars).</summary>
-    public int MaxTitleLength { get; set; } = 1024;
-    /// <summary>Labels on one share (count).</summary>
-    public int MaxLabels { get; set; } = 64;
-    /// <summary>Length of one label key or value (chars).</summary>
-    public int MaxLabelLength { get; set; } = 256;
-    /// <summary>Bytes of an owner or delegation secret (min is 32).</summary>
-    public int MaxSecretBytes { get; set; } = 1024;
-    /// <summary>Batches a single AppendOps stream may have in flight before the server stops reading (count).</summary>
-    public int MaxBatchesInFlightPerStream { get; set; } = 64;
-    /// <summary>Documents per GetSnapshot page and per Subscribe snapshot chunk (count).</summary>
-    public int MaxSnapshotPageSize { get; set; } = 1000;
-    /// <summary>Open Subscribe streams per share (count).</summary>
-    public int MaxSubscribersPerShare { get; set; } = 256;
-    /// <summary>Concurrent HTTP/2 streams (calls) per connection (count); Kestrel refuses more (REFUSED_STREAM).</summary>
-    public int MaxStreamsPerConnection { get; set; } = 256;
-
-    public void Validate()
-    {
-        void Positive(int v, string name)
-        {
-            if (v <= 0) throw new ArgumentOutOfRangeException(name, v, $"{name} must be > 0");
-        }
-        Positive(MaxOpsPerBatch, nameof(MaxOpsPerBatch));
-        Positive(MaxValueBytes, nameof(MaxValueBytes));
-        Positive(MaxKeyLength, nameof(MaxKeyLength));
-        Positive(MaxCollectionLength, nameof(MaxCollectionLength));
-        Positive(MaxDependsOnPerOp, nameof(MaxDependsOnPerOp));
-        Positive(MaxIdLength, nameof(MaxIdLength));
-        Positive(MaxContentTypeLength, nameof(MaxContentTypeLength));
-        Positive(MaxShareKeyLength, nameof(MaxShareKeyLength));
-        Positive(MaxTitleLength, nameof(MaxTitleLength));
-        Positive(MaxLabels, nameof(MaxLabels));
-        Positive(MaxLabelLength, nameof(MaxLabelLength));
-        Positive(MaxBatchesInFlightPerStream, nameof(MaxBatchesInFlightPerStream));
-        Positive(MaxSnapshotPageSize, nameof(MaxSnapshotPageSize));
-        Positive(MaxSubscribersPerShare, nameof(MaxSubscribersPerShare));
-        Positive(MaxStreamsPerConnection, nameof(MaxStreamsPerConnection));
-        if (MaxSecretBytes < 32) throw new ArgumentOutOfRangeException(nameof(MaxSecretBytes), MaxSecretBytes, "MaxSecretBytes must be >= 32");
-    }
-}
-
 /// <summary>Server options (bound by AddShareRpcServer, validated at start).</summary>
 public sealed class ShareRpcServerOptions
 {
@@ -78,7 +17,10 @@ public sealed class ShareRpcServerOptions
 
     /// <summary>When set, CreateShare requires <c>authorization: Bearer TOKEN</c>.</summary>
     public string? CreatorToken { get; set; }
-    /// <summary>HOST:PORT written into sturdy refs; when null, the request's :authority is used.</summary>
+    /// <summary>
+    /// HOST:PORT written into sturdy refs. When null, the address the server itself is bound to on the
+    /// connection (its local IP and port), never the client-chosen <c>:authority</c>.
+    /// </summary>
     public string? PublicEndpoint { get; set; }
     /// <summary>Whether sturdy refs use sharerpcs:// (when null: true iff the request came over TLS).</summary>
     public bool? PublicTls { get; set; }
@@ -90,6 +32,36 @@ public sealed class ShareRpcServerOptions
     public int MaxWritesPerCommit { get; set; } = 256;
     /// <summary>Writes waiting for the committer before submitters wait (count).</summary>
     public int MaxQueuedWrites { get; set; } = 4096;
+    /// <summary>
+    /// Server-wide budget of AppendOps batches read from any stream and not yet committed (bytes).
+    /// When it is spent, streams stop reading (HTTP/2 flow control stops their peers) until commits
+    /// free it, let in by share in turns by bytes: the write queue cannot grow past it.
+    /// </summary>
+    public long MaxQueuedWriteBytes { get; set; } = 64L * 1024 * 1024;
+    /// <summary>Ops committed in one transaction, summed over its writes (count; a single larger write still commits alone).</summary>
+    public int MaxOpsPerCommit { get; set; } = 4096;
+    /// <summary>Bytes of batches committed in one transaction (bytes; a single larger write still commits alone).</summary>
+    public long MaxBytesPerCommit { get; set; } = 16L * 1024 * 1024;
+    /// <summary>
+    /// Server-wide budget of documents and log entries read for Subscribe and GetSnapshot and not
+    /// yet sent (bytes). A reader waits for room before it reads its next chunk.
+    /// </summary>
+    public long MaxBufferedReadBytes { get; set; } = 64L * 1024 * 1024;
+    /// <summary>
+    /// Time a Subscribe stream may wait for its peer to take one event (HTTP/2 flow control) before
+    /// the server ends the stream: a reader that never reads holds its chunk no longer than this.
+    /// </summary>
+    public TimeSpan SubscriberStallTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// Time within which the request message of a unary or server-streaming call must arrive whole
+    /// (Kestrel's MinRequestBodyDataRate ends a body that stalls, not one that trickles).
+    /// </summary>
+    public TimeSpan RequestBodyTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// Time an AppendOps stream with nothing in flight may send nothing before the server ends it
+    /// (UNAVAILABLE idle-timeout): an idle stream holds a stream slot and its buffers.
+    /// </summary>
+    public TimeSpan RequestIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
     public ShareRpcLimits Limits { get; set; } = new();
 
     /// <summary>
@@ -123,6 +95,15 @@ public sealed class ShareRpcServerOptions
         if (MaxCommitAttempts <= 0) throw new ArgumentOutOfRangeException(nameof(MaxCommitAttempts), "MaxCommitAttempts must be > 0");
         if (ServerKeyFile is { Length: 0 }) throw new ArgumentException("ServerKeyFile must be null or a path", nameof(ServerKeyFile));
         if (MaxQueuedWrites <= 0) throw new ArgumentOutOfRangeException(nameof(MaxQueuedWrites), "MaxQueuedWrites must be > 0");
+        if (MaxQueuedWriteBytes <= 0) throw new ArgumentOutOfRangeException(nameof(MaxQueuedWriteBytes), "MaxQueuedWriteBytes must be > 0 bytes");
+        if (MaxOpsPerCommit <= 0) throw new ArgumentOutOfRangeException(nameof(MaxOpsPerCommit), "MaxOpsPerCommit must be > 0");
+        if (MaxBytesPerCommit <= 0) throw new ArgumentOutOfRangeException(nameof(MaxBytesPerCommit), "MaxBytesPerCommit must be > 0 bytes");
+        if (MaxBufferedReadBytes <= 0) throw new ArgumentOutOfRangeException(nameof(MaxBufferedReadBytes), "MaxBufferedReadBytes must be > 0 bytes");
+        if (SubscriberStallTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(SubscriberStallTimeout), "SubscriberStallTimeout must be > 0");
+        if (RequestBodyTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(RequestBodyTimeout), "RequestBodyTimeout must be > 0");
+        if (RequestIdleTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(RequestIdleTimeout), "RequestIdleTimeout must be > 0");
+        if (PublicEndpoint is not null && !Capabilities.RefEndpoint.TryParse(PublicEndpoint, out _))
+            throw new ArgumentException($"PublicEndpoint '{PublicEndpoint}' is not HOST:PORT (port 1-65535)", nameof(PublicEndpoint));
         if (CreatorToken is { Length: 0 }) throw new ArgumentException("CreatorToken must be null or non-empty", nameof(CreatorToken));
         Limits.Validate();
     }

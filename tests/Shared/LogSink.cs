@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 namespace ShareRpc.TestSupport;
 
 /// <summary>One log event as a logger received it: the rendered message and every structured value.</summary>
-public sealed record LogEntry(string Category, LogLevel Level, EventId EventId, string Message, IReadOnlyList<KeyValuePair<string, object?>> State, Exception? Exception)
+public sealed record LoggedEvent(string Category, LogLevel Level, EventId EventId, string Message, IReadOnlyList<KeyValuePair<string, object?>> State, Exception? Exception)
 {
     /// <summary>Everything the event would put in a log line or a structured sink, for "never logged" checks.</summary>
     public string Everything => string.Join("\n", [Message, .. State.Select(kv => $"{kv.Key}={kv.Value}"), Exception?.ToString() ?? ""]);
@@ -17,19 +17,19 @@ public sealed record LogEntry(string Category, LogLevel Level, EventId EventId, 
 /// </summary>
 public sealed class LogSink : ILoggerProvider
 {
-    private readonly ConcurrentQueue<LogEntry> _entries = new();
+    private readonly ConcurrentQueue<LoggedEvent> _entries = new();
 
     public LogSink() => Factory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(this));
 
     public ILoggerFactory Factory { get; }
 
-    public IReadOnlyList<LogEntry> Entries => [.. _entries];
+    public IReadOnlyList<LoggedEvent> Entries => [.. _entries];
 
     /// <summary>The events with id <paramref name="id"/>.</summary>
-    public IReadOnlyList<LogEntry> WithId(int id) => [.. _entries.Where(e => e.EventId.Id == id)];
+    public IReadOnlyList<LoggedEvent> WithId(int id) => [.. _entries.Where(e => e.EventId.Id == id)];
 
     /// <summary>Waits until an event matches (events are written from background loops); throws with what was logged if none does in time.</summary>
-    public async Task<LogEntry> WaitForAsync(Func<LogEntry, bool> match, TimeSpan? timeout = null)
+    public async Task<LoggedEvent> WaitForAsync(Func<LoggedEvent, bool> match, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
         while (true)
@@ -61,7 +61,7 @@ public sealed class LogSink : ILoggerProvider
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             var values = state as IReadOnlyList<KeyValuePair<string, object?>> ?? [];
-            sink._entries.Enqueue(new LogEntry(category, logLevel, eventId, formatter(state, exception), [.. values], exception));
+            sink._entries.Enqueue(new LoggedEvent(category, logLevel, eventId, formatter(state, exception), [.. values], exception));
         }
     }
 }

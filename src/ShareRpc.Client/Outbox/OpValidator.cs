@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using Sharerpc.V1;
 
 namespace ShareRpc.Client.Outbox;
@@ -52,27 +53,27 @@ internal static class OpValidator
 
     private static void Id(string value, string field, ShareRpcClientLimits limits)
     {
-        NonEmptyText(value, field, limits.MaxIdChars, nameof(limits.MaxIdChars));
+        NonEmptyText(value, field, limits.MaxIdBytes, nameof(limits.MaxIdBytes));
         NoControl(value, field);
     }
 
     private static void Collection(string value, string field, ShareRpcClientLimits limits)
     {
-        NonEmptyText(value, field, limits.MaxCollectionChars, nameof(limits.MaxCollectionChars));
+        NonEmptyText(value, field, limits.MaxCollectionBytes, nameof(limits.MaxCollectionBytes));
         NoControl(value, field);
     }
 
     private static void Key(string value, string field, ShareRpcClientLimits limits) =>
-        NonEmptyText(value, field, limits.MaxKeyChars, nameof(limits.MaxKeyChars));
+        NonEmptyText(value, field, limits.MaxKeyBytes, nameof(limits.MaxKeyBytes));
 
     private static void ContentType(string value, string field, ShareRpcClientLimits limits)
     {
-        if (value.Length > limits.MaxContentTypeChars)
-        {
-            throw Limit(field, nameof(limits.MaxContentTypeChars), limits.MaxContentTypeChars, "chars", value.Length);
-        }
-
         Utf8(value, field);
+        var bytes = Encoding.UTF8.GetByteCount(value);
+        if (bytes > limits.MaxContentTypeBytes)
+        {
+            throw Limit(field, nameof(limits.MaxContentTypeBytes), limits.MaxContentTypeBytes, "bytes", bytes);
+        }
     }
 
     private static void Value(int bytes, string field, ShareRpcClientLimits limits)
@@ -83,19 +84,21 @@ internal static class OpValidator
         }
     }
 
-    private static void NonEmptyText(string value, string field, int maxChars, string limitName)
+    // The server measures text in UTF-8 bytes (docs/design.md, "Limits"): a key of 200 CJK characters
+    // is 600 bytes, so counting chars would let through an op the server refuses.
+    private static void NonEmptyText(string value, string field, int maxBytes, string limitName)
     {
         if (value.Length == 0)
         {
             throw new InvalidOpException(field, "must not be empty");
         }
 
-        if (value.Length > maxChars)
-        {
-            throw Limit(field, limitName, maxChars, "chars", value.Length);
-        }
-
         Utf8(value, field);
+        var bytes = Encoding.UTF8.GetByteCount(value);
+        if (bytes > maxBytes)
+        {
+            throw Limit(field, limitName, maxBytes, "bytes", bytes);
+        }
     }
 
     private static void Utf8(string value, string field)

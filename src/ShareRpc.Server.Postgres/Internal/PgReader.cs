@@ -137,29 +137,54 @@ internal class PgReader : IShareReader
     public async Task<IReadOnlyList<CapabilityRecord>> GetCapabilitiesAsync(long shareRowId, CancellationToken ct = default) =>
         await QueryAsync(Sql.CapabilitiesOfShare, ReadCap, ct, P(shareRowId)).ConfigureAwait(false);
 
-    public async Task<IReadOnlyList<LogEntry>> ReadLogAsync(long shareRowId, ulong fromCursor, int max, CancellationToken ct = default) =>
-        await QueryAsync(Sql.ReadLog, r => new LogEntry(
+    public async Task<IReadOnlyList<LogEntry>> ReadLogAsync(long shareRowId, ulong fromCursor, int max, long maxBytes = long.MaxValue, CancellationToken ct = default) =>
+        WithinBytes(await QueryAsync(Sql.ReadLog, r => new LogEntry(
             U(r.GetInt64(0)), r.GetString(1), r.GetString(2), U(r.GetInt64(3)), (OpKind)r.GetInt16(4),
             r.GetString(5), r.GetString(6), r.IsDBNull(7) ? null : r.GetFieldValue<byte[]>(7), r.GetString(8),
             r.IsDBNull(9) ? null : U(r.GetInt64(9)), r.IsDBNull(10) ? [] : r.GetString(10).Split('\n'),
             U(r.GetInt64(11)), T(r, 12)),
-            ct, P(shareRowId), P(L(fromCursor)), P((long)max)).ConfigureAwait(false);
+            ct, P(shareRowId), P(L(fromCursor)), P((long)max), P(maxBytes)).ConfigureAwait(false), StoredBytes.Of, maxBytes);
 
     public async Task<IReadOnlyList<DocumentRecord>> ReadDocumentsAsync(
-        long shareRowId, string? collection, (string Collection, string Key)? after, int max, CancellationToken ct = default)
+        long shareRowId, string? collection, (string Collection, string Key)? after, int max, long maxBytes = long.MaxValue, CancellationToken ct = default)
     {
         static DocumentRecord Map(NpgsqlDataReader r) => new(r.GetString(0), r.GetString(1),
             r.IsDBNull(2) ? [] : r.GetFieldValue<byte[]>(2), r.GetString(3), U(r.GetInt64(4)), U(r.GetInt64(5)));
         // Four statement texts (with/without collection, with/without page start), each prepared once,
         // so a page starts with an index range scan at its first key, never at the share's first document.
-        var args = new List<NpgsqlParameter> { P(shareRowId), P((long)max) };
+        var args = new List<NpgsqlParameter> { P(shareRowId), P((long)max), P(maxBytes) };
         if (collection is not null) args.Add(P(collection));
         if (after is { } a)
         {
             args.Add(P(a.Collection));
             args.Add(P(a.Key));
         }
-        return await QueryAsync(Sql.ReadDocuments(collection is not null, after is not null), Map, ct, args.ToArray()).ConfigureAwait(false);
+        var docs = await QueryAsync(Sql.ReadDocuments(collection is not null, after is not null), Map, ct, args.ToArray()).ConfigureAwait(false);
+        return WithinBytes(docs, StoredBytes.Of, maxBytes);
+    }
+
+    public async Task<bool> HasDocumentsAfterAsync(long shareRowId, string? collection, (string Collection, string Key) after, CancellationToken ct = default)
+    {
+        var rows = collection is null
+            ? await QueryAsync(Sql.HasDocumentsAfter, r => r.GetInt32(0), ct, P(shareRowId), P(after.Collection), P(after.Key)).ConfigureAwait(false)
+            : await QueryAsync(Sql.HasDocumentsAfterIn, r => r.GetInt32(0), ct, P(shareRowId), P(after.Collection), P(after.Key), P(collection)).ConfigureAwait(false);
+        return rows.Count > 0;
+    }
+
+    /// <summary>The server cut by value bytes; the contract counts ids too: keep the prefix that fits (at least one).</summary>
+    private static List<T> WithinBytes<T>(List<T> rows, Func<T, long> size, long maxBytes)
+    {
+        long total = 0;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            total += size(rows[i]);
+            if (i > 0 && total > maxBytes)
+            {
+                rows.RemoveRange(i, rows.Count - i);
+                break;
+            }
+        }
+        return rows;
     }
 
     // ------------------------------------------------------------------ end

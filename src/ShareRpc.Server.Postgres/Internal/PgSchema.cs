@@ -75,6 +75,11 @@ internal static class PgSchema
             deleted boolean NOT NULL,
             PRIMARY KEY (share, collection, key));
         """,
+        // v2: a producer's sequence belongs to the capability that writes it (issue 13, item 4).
+        // Rows from v1 keep capability NULL: the next capability to write under the id claims it.
+        """
+        ALTER TABLE {s}.producers ADD COLUMN capability bigint NULL;
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Length;

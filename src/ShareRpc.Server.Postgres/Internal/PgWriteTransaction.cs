@@ -23,7 +23,7 @@ internal sealed class PgWriteTransaction(NpgsqlConnection connection, PgSql sql,
     private readonly List<long> _logShares = new();
     private readonly Dictionary<(long Share, string Collection, string Key), (long Version, long Cursor, long LogCursor, bool Deleted)> _docs = new();
     private readonly List<(long Share, string OpId, int Reason, string Detail)> _rejections = new();
-    private readonly Dictionary<(long Share, string Producer), long> _producers = new();
+    private readonly Dictionary<(long Share, string Producer), (long LastSeq, long Capability)> _producers = new();
     private readonly Dictionary<long, (long Epoch, long Cursor)> _heads = new();
     private bool _committed;
 
@@ -78,7 +78,8 @@ internal sealed class PgWriteTransaction(NpgsqlConnection connection, PgSql sql,
         if (_producers.Count > 0)
         {
             Write(Sql.UpsertProducers,
-                P(_producers.Keys.Select(k => k.Share).ToArray()), P(_producers.Keys.Select(k => k.Producer).ToArray()), P(_producers.Values.ToArray()));
+                P(_producers.Keys.Select(k => k.Share).ToArray()), P(_producers.Keys.Select(k => k.Producer).ToArray()),
+                P(_producers.Values.Select(v => v.LastSeq).ToArray()), P(_producers.Values.Select(v => v.Capability).ToArray()));
             _producers.Clear();
         }
         foreach (var (share, head) in _heads)
@@ -215,9 +216,9 @@ internal sealed class PgWriteTransaction(NpgsqlConnection connection, PgSql sql,
         return Task.CompletedTask;
     }
 
-    public Task SetProducerSeqAsync(long shareRowId, string producerId, ulong lastSeq, CancellationToken ct = default)
+    public Task SetProducerAsync(long shareRowId, string producerId, ulong lastSeq, long capabilityRowId, CancellationToken ct = default)
     {
-        _producers[(shareRowId, producerId)] = L(lastSeq);
+        _producers[(shareRowId, producerId)] = (L(lastSeq), capabilityRowId);
         return Task.CompletedTask;
     }
 
@@ -262,10 +263,11 @@ internal sealed class PgWriteTransaction(NpgsqlConnection connection, PgSql sql,
         return result;
     }
 
-    public async Task<ulong> GetProducerSeqAsync(long shareRowId, string producerId, CancellationToken ct = default)
+    public async Task<ProducerRecord?> GetProducerAsync(long shareRowId, string producerId, CancellationToken ct = default)
     {
-        var rows = await QueryAsync(Sql.ProducerSeq, r => r.GetInt64(0), ct, P(shareRowId), P(producerId)).ConfigureAwait(false);
-        return rows.Count == 0 ? 0UL : U(rows[0]);
+        var rows = await QueryAsync(Sql.Producer, r => new ProducerRecord(U(r.GetInt64(0)), r.IsDBNull(1) ? null : r.GetInt64(1)), ct,
+            P(shareRowId), P(producerId)).ConfigureAwait(false);
+        return rows.Count == 0 ? null : rows[0];
     }
 
     public async Task<DocumentHead?> GetDocumentHeadAsync(long shareRowId, string collection, string key, CancellationToken ct = default)

@@ -59,24 +59,34 @@ internal static class BatchValidator
     internal static void Id(string value, string field, ShareRpcLimits limits)
     {
         if (string.IsNullOrEmpty(value)) throw ShareRpcException.InvalidArgument(field, "must not be empty");
-        if (value.Length > limits.MaxIdLength)
-            throw ShareRpcException.LimitExceeded(field, nameof(limits.MaxIdLength), limits.MaxIdLength, "chars", value.Length);
+        MaxBytes(value, field, nameof(limits.MaxIdLength), limits.MaxIdLength);
         if (HasControl(value)) throw ShareRpcException.InvalidArgument(field, "must not contain control characters");
     }
 
     private static void Collection(string value, string field, ShareRpcLimits limits)
     {
         if (string.IsNullOrEmpty(value)) throw ShareRpcException.InvalidArgument(field, "must not be empty");
-        if (value.Length > limits.MaxCollectionLength)
-            throw ShareRpcException.LimitExceeded(field, nameof(limits.MaxCollectionLength), limits.MaxCollectionLength, "chars", value.Length);
+        MaxBytes(value, field, nameof(limits.MaxCollectionLength), limits.MaxCollectionLength);
         if (HasControl(value)) throw ShareRpcException.InvalidArgument(field, "must not contain control characters");
     }
 
     private static void Key(string value, string field, ShareRpcLimits limits)
     {
         if (string.IsNullOrEmpty(value)) throw ShareRpcException.InvalidArgument(field, "must not be empty");
-        if (value.Length > limits.MaxKeyLength)
-            throw ShareRpcException.LimitExceeded(field, nameof(limits.MaxKeyLength), limits.MaxKeyLength, "chars", value.Length);
+        MaxBytes(value, field, nameof(limits.MaxKeyLength), limits.MaxKeyLength);
+    }
+
+    /// <summary>
+    /// A string's length limit counts its UTF-8 bytes: what is stored, indexed and compared (byte for
+    /// byte). The wire already carries valid UTF-8 only: Google.Protobuf fails the parse of anything
+    /// else, and the strict binder answers INVALID_ARGUMENT (docs/design.md, "AppendOps semantics").
+    /// </summary>
+    internal static void MaxBytes(string value, string field, string limitName, int limit)
+    {
+        // Cheap first: UTF-8 takes at most 3 bytes per UTF-16 char (a surrogate pair: 4 for 2).
+        if (value.Length * 3L <= limit) return;
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(value);
+        if (bytes > limit) throw ShareRpcException.LimitExceeded(field, limitName, limit, "bytes", bytes);
     }
 
     private static void Value(int length, string field, ShareRpcLimits limits)
@@ -85,11 +95,8 @@ internal static class BatchValidator
             throw ShareRpcException.LimitExceeded(field, nameof(limits.MaxValueBytes), limits.MaxValueBytes, "bytes", length);
     }
 
-    private static void ContentType(string value, string field, ShareRpcLimits limits)
-    {
-        if (value.Length > limits.MaxContentTypeLength)
-            throw ShareRpcException.LimitExceeded(field, nameof(limits.MaxContentTypeLength), limits.MaxContentTypeLength, "chars", value.Length);
-    }
+    private static void ContentType(string value, string field, ShareRpcLimits limits) =>
+        MaxBytes(value, field, nameof(limits.MaxContentTypeLength), limits.MaxContentTypeLength);
 
     private static bool HasControl(string s)
     {

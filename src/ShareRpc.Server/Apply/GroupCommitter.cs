@@ -6,38 +6,56 @@ namespace ShareRpc.Server.Apply;
 
 /// <summary>
 /// The single write path. Submitted writes (AppendOps batches from any number of streams,
-/// CreateShare, Delegate, Revoke) queue up; the committer takes all that are waiting (up to
-/// a limit) into ONE transaction and ONE commit (one fsync). Each write runs inside its own
-/// savepoint: a write that throws is rolled back to its savepoint and fails alone, the others
-/// commit. Results are released only after the commit is durable; if the commit fails, every
-/// write of that group fails with UNAVAILABLE (nothing of it was applied, a retry is safe) —
-/// unless the store calls the error transient (a deadlock or race with another server process
-/// on a shared database), in which case the whole group runs again, up to MaxCommitAttempts.
-/// Writes run in submission order, so one stream's batches apply in the order it sent them.
+/// CreateShare, Delegate, Revoke) queue up; the committer takes waiting writes (up to
+/// MaxWritesPerCommit, MaxOpsPerCommit and MaxBytesPerCommit) into ONE transaction and ONE commit
+/// (one fsync). Each write runs inside its own savepoint: a write that throws is rolled back to its
+/// savepoint and fails alone, the others commit. Results are released only after the commit is
+/// durable; if the commit fails, every write of that group fails with UNAVAILABLE (nothing of it was
+/// applied, a retry is safe) — unless the store calls the error transient (a deadlock or race with
+/// another server process on a shared database), in which case the whole group runs again, up to
+/// MaxCommitAttempts.
+/// <para>
+/// Writes of one share run in submission order, so one stream's batches apply in the order it sent
+/// them. Shares take turns by cost (<see cref="ShareTurns{T}"/>: deficit round robin over bytes and
+/// ops), so a share with a deep queue of heavy batches delays another share's write by about one
+/// bounded group, never by its whole queue (docs/design.md, "Limits"). The queue is bounded in writes
+/// (MaxQueuedWrites) and in bytes (MaxQueuedWriteBytes, let in by share in turn and by bytes:
+/// <see cref="FairByteBudget"/>): a submitter waits for room, which for an AppendOps stream means it
+/// stops reading, and HTTP/2 flow control stops its peer.
+/// </para>
 /// </summary>
 internal sealed class GroupCommitter : IAsyncDisposable
 {
     private readonly IShareStore _store;
-    private readonly int _maxWritesPerCommit;
-    private readonly Channel<IWork> _queue;
+    private readonly CommitLimits _limits;
+    private readonly Channel<IWork> _incoming = Channel.CreateUnbounded<IWork>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ShareTurns<IWork> _turns = new(w => w.ShareKey, w => w.Bytes, w => w.Ops);
     private readonly Task _loop;
     private readonly ServerFaultHooks? _faults;
+    private int _pending;
 
-    private readonly int _maxAttempts;
+    /// <summary>How big one group and the queue may get (ShareRpcServerOptions).</summary>
+    internal sealed record CommitLimits(int MaxWritesPerCommit = 256, int MaxOpsPerCommit = 4096, long MaxBytesPerCommit = 8L << 20,
+        int MaxQueuedWrites = 4096, long MaxQueuedWriteBytes = 32L << 20, int MaxAttempts = 8);
 
-    public GroupCommitter(IShareStore store, int maxWritesPerCommit = 256, int maxQueued = 4096, ServerFaultHooks? faults = null, int maxAttempts = 8)
+    public GroupCommitter(IShareStore store, CommitLimits? limits = null, ServerFaultHooks? faults = null)
     {
-        _maxAttempts = maxAttempts;
         _store = store;
         _faults = faults;
-        _maxWritesPerCommit = maxWritesPerCommit;
-        _queue = Channel.CreateBounded<IWork>(new BoundedChannelOptions(maxQueued)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
+        _limits = limits ?? new CommitLimits();
+        QueuedWrites = new ByteBudget(_limits.MaxQueuedWrites, nameof(_limits.MaxQueuedWrites));
+        QueuedBytes = new FairByteBudget(_limits.MaxQueuedWriteBytes, nameof(_limits.MaxQueuedWriteBytes));
         _loop = Task.Run(RunAsync);
     }
+
+    /// <summary>Writes queued or committing (one unit each), bounded by MaxQueuedWrites.</summary>
+    public ByteBudget QueuedWrites { get; }
+
+    /// <summary>
+    /// Bytes of batches queued or committing, bounded by MaxQueuedWriteBytes (what tests assert a bound
+    /// on); let in fairly by share, so one share's large batches do not hold another's small ones back.
+    /// </summary>
+    public FairByteBudget QueuedBytes { get; }
 
     /// <summary>Transactions committed so far (for tests and metrics).</summary>
     public long Commits => Interlocked.Read(ref _commits);
@@ -48,7 +66,7 @@ internal sealed class GroupCommitter : IAsyncDisposable
     private long _retries;
 
     /// <summary>Writes queued and not yet taken by the committer.</summary>
-    internal int QueuedCount => _queue.Reader.Count;
+    internal int QueuedCount => Volatile.Read(ref _pending);
 
     /// <summary>Raised after each durable commit with the number of writes it carried.</summary>
     public event Action<int>? Committed;
@@ -63,68 +81,108 @@ internal sealed class GroupCommitter : IAsyncDisposable
     /// Runs <paramref name="work"/> in the next group transaction and returns its result once committed.
     /// Cancelling before the write starts skips it; once started it completes with the group.
     /// </summary>
-    public async Task<T> SubmitAsync<T>(Func<IShareTransaction, CancellationToken, Task<T>> work, CancellationToken ct = default)
+    public async Task<T> SubmitAsync<T>(Func<IShareTransaction, CancellationToken, Task<T>> work, CancellationToken ct = default, string? shareId = null)
     {
-        var committed = await EnqueueAsync(work, ct).ConfigureAwait(false);
+        var committed = await EnqueueAsync(work, ct, shareId).ConfigureAwait(false);
         return await committed.ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Queues <paramref name="work"/> and returns, once it is queued, the task of its committed result.
-    /// A caller that enqueues several writes one after the other gets them applied in that order
+    /// Queues <paramref name="work"/> (waiting for room in the queue: one write and
+    /// <paramref name="bytes"/>) and returns, once it is queued, the task of its committed result.
+    /// Writes of one <paramref name="shareId"/> enqueued one after the other apply in that order
     /// (this is how one AppendOps stream pipelines its batches).
     /// </summary>
-    public async Task<Task<T>> EnqueueAsync<T>(Func<IShareTransaction, CancellationToken, Task<T>> work, CancellationToken ct = default)
+    public async Task<Task<T>> EnqueueAsync<T>(Func<IShareTransaction, CancellationToken, Task<T>> work, CancellationToken ct = default,
+        string? shareId = null, int ops = 0, long bytes = 0)
     {
-        var item = new Work<T>(work, ct);
+        await QueuedWrites.AcquireAsync(1, ct).ConfigureAwait(false);
         try
         {
-            await _queue.Writer.WriteAsync(item, ct).ConfigureAwait(false);
+            await QueuedBytes.AcquireAsync(bytes, shareId ?? "", ct).ConfigureAwait(false);
         }
-        catch (ChannelClosedException)
+        catch
         {
+            QueuedWrites.Release(1);
+            throw;
+        }
+        var item = new Work<T>(work, ct, shareId ?? "", ops, bytes, Dequeued);
+        Interlocked.Increment(ref _pending);
+        if (!_incoming.Writer.TryWrite(item))
+        {
+            item.Cancel(); // gives the room back
             throw new ShareRpcException(ShareRpcStatus.Unavailable, Reasons.ShuttingDown, "the server is shutting down");
         }
         return item.Completion.Task;
     }
 
+    /// <summary>A write's room in the queue comes back when it has its outcome (committed, failed or cancelled).</summary>
+    private void Dequeued(IWork w)
+    {
+        QueuedBytes.Release(w.Bytes);
+        QueuedWrites.Release(1);
+    }
+
     private async Task RunAsync()
     {
-        var group = new List<IWork>(_maxWritesPerCommit);
-        while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
+        var group = new List<IWork>(_limits.MaxWritesPerCommit);
+        while (_turns.Count > 0 || await _incoming.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            group.Clear();
-            while (group.Count < _maxWritesPerCommit && _queue.Reader.TryRead(out var w))
-            {
-                if (w.CancellationToken.IsCancellationRequested) w.Cancel();
-                else group.Add(w);
-            }
+            while (_incoming.Reader.TryRead(out var w)) _turns.Add(w);
+            TakeGroup(group);
             if (group.Count == 0) continue;
+            await CommitGroupAsync(group).ConfigureAwait(false);
+        }
+    }
 
-            for (var attempt = 1; ; attempt++)
+    /// <summary>
+    /// The next group: writes in the shares' turns (<see cref="ShareTurns{T}"/>), until a limit on
+    /// writes, ops or bytes would be passed (the first write always goes, however large).
+    /// </summary>
+    private void TakeGroup(List<IWork> group)
+    {
+        group.Clear();
+        long ops = 0, bytes = 0;
+        while (group.Count < _limits.MaxWritesPerCommit
+               && _turns.TryTake(w => group.Count == 0 || (ops + w.Ops <= _limits.MaxOpsPerCommit && bytes + w.Bytes <= _limits.MaxBytesPerCommit), out var next))
+        {
+            Interlocked.Decrement(ref _pending);
+            if (next.CancellationToken.IsCancellationRequested)
             {
-                var outcome = await TryCommitAsync(group).ConfigureAwait(false);
-                if (outcome is null)
-                {
-                    Interlocked.Increment(ref _commits);
-                    foreach (var w in group) w.Publish(); // a result, or the write's own failure
-                    Committed?.Invoke(group.Count(w => w.Succeeded));
-                    break;
-                }
-                if (attempt < _maxAttempts && _store.IsTransient(outcome))
-                {
-                    // A deadlock or uniqueness race with another server process on the same
-                    // database: nothing of the group was applied, so run all of it again.
-                    Interlocked.Increment(ref _retries);
-                    Retried?.Invoke(group.Count, attempt, _maxAttempts, outcome);
-                    await Task.Delay(Random.Shared.Next(1, 5 * attempt)).ConfigureAwait(false);
-                    continue;
-                }
-                var failure = StorageFailure(outcome);
-                Failed?.Invoke(group.Count, attempt, outcome);
-                foreach (var w in group) w.Fail(failure);
-                break;
+                next.Cancel();
+                continue;
             }
+            group.Add(next);
+            ops += next.Ops;
+            bytes += next.Bytes;
+        }
+    }
+
+    private async Task CommitGroupAsync(List<IWork> group)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var outcome = await TryCommitAsync(group).ConfigureAwait(false);
+            if (outcome is null)
+            {
+                Interlocked.Increment(ref _commits);
+                foreach (var w in group) w.Publish(); // a result, or the write's own failure
+                Committed?.Invoke(group.Count(w => w.Succeeded));
+                return;
+            }
+            if (attempt < _limits.MaxAttempts && _store.IsTransient(outcome))
+            {
+                // A deadlock or uniqueness race with another server process on the same
+                // database: nothing of the group was applied, so run all of it again.
+                Interlocked.Increment(ref _retries);
+                Retried?.Invoke(group.Count, attempt, _limits.MaxAttempts, outcome);
+                await Task.Delay(Random.Shared.Next(1, 5 * attempt)).ConfigureAwait(false);
+                continue;
+            }
+            var failure = StorageFailure(outcome);
+            Failed?.Invoke(group.Count, attempt, outcome);
+            foreach (var w in group) w.Fail(failure);
+            return;
         }
     }
 
@@ -184,13 +242,16 @@ internal sealed class GroupCommitter : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _queue.Writer.TryComplete();
+        _incoming.Writer.TryComplete();
         await _loop.ConfigureAwait(false);
     }
 
     private interface IWork
     {
         CancellationToken CancellationToken { get; }
+        string ShareKey { get; }
+        int Ops { get; }
+        long Bytes { get; }
         bool Succeeded { get; }
         void Reset();
         Task RunAsync(IShareTransaction tx);
@@ -200,12 +261,17 @@ internal sealed class GroupCommitter : IAsyncDisposable
         void Cancel();
     }
 
-    private sealed class Work<T>(Func<IShareTransaction, CancellationToken, Task<T>> body, CancellationToken ct) : IWork
+    private sealed class Work<T>(Func<IShareTransaction, CancellationToken, Task<T>> body, CancellationToken ct, string shareKey, int ops, long bytes,
+        Action<IWork> dequeued) : IWork
     {
         private T? _result;
         private Exception? _failure;
+        private int _done;
         public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public CancellationToken CancellationToken => ct;
+        public string ShareKey => shareKey;
+        public int Ops => ops;
+        public long Bytes => bytes;
         public bool Succeeded => _failure is null;
         public void Reset() => (_result, _failure) = (default, null);
         public async Task RunAsync(IShareTransaction tx) => _result = await body(tx, CancellationToken.None).ConfigureAwait(false);
@@ -214,11 +280,27 @@ internal sealed class GroupCommitter : IAsyncDisposable
         /// <summary>Releases the committed result, or the write's own failure (it changed nothing).</summary>
         public void Publish()
         {
+            Done();
             if (_failure is null) Completion.TrySetResult(_result!);
             else Completion.TrySetException(_failure);
         }
 
-        public void Fail(Exception e) => Completion.TrySetException(e);
-        public void Cancel() => Completion.TrySetCanceled(ct);
+        public void Fail(Exception e)
+        {
+            Done();
+            Completion.TrySetException(e);
+        }
+
+        public void Cancel()
+        {
+            Done();
+            Completion.TrySetCanceled(ct);
+        }
+
+        /// <summary>Once: the room this write took in the queue comes back before its submitter hears the outcome.</summary>
+        private void Done()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0) dequeued(this);
+        }
     }
 }

@@ -7,13 +7,19 @@ namespace ShareRpc.Server.Capabilities;
 internal readonly record struct RefEndpoint(string Host, int Port, bool Tls)
 {
     /// <summary>Parses "HOST:PORT" ("[::1]:PORT" for IPv6).</summary>
-    public static RefEndpoint Parse(string hostPort, bool tls)
+    public static RefEndpoint Parse(string hostPort, bool tls) =>
+        TryParse(hostPort, out var parsed) ? parsed with { Tls = tls } : throw new FormatException($"'{hostPort}' is not HOST:PORT");
+
+    /// <summary>"HOST:PORT" with a port in 1..65535; an IPv6 host in brackets.</summary>
+    public static bool TryParse(string hostPort, out RefEndpoint endpoint)
     {
+        endpoint = default;
         var colon = hostPort.LastIndexOf(':');
         if (colon <= 0 || !int.TryParse(hostPort.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)
-            || port is < 1 or > 65535 || (hostPort.Contains(':') && hostPort.IndexOf(':') != colon && !hostPort.StartsWith('[')))
-            throw new FormatException($"'{hostPort}' is not HOST:PORT");
-        return new RefEndpoint(hostPort[..colon], port, tls);
+            || port is < 1 or > 65535 || (hostPort.IndexOf(':') != colon && !hostPort.StartsWith('[')))
+            return false;
+        endpoint = new RefEndpoint(hostPort[..colon], port, false);
+        return true;
     }
 }
 

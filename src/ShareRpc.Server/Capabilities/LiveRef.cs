@@ -48,13 +48,28 @@ internal static class LiveRef
         if (token is null || token.Length > MaxTokenLength) return LiveRefCheck.Malformed;
         var lastDot = token.LastIndexOf('.');
         if (lastDot < 0 || !TryReadUnverified(token, out var parsed)) return LiveRefCheck.Malformed;
-        byte[] mac;
-        try { mac = Base64Url.DecodeFromChars(token.AsSpan(lastDot + 1)); }
-        catch (FormatException) { return LiveRefCheck.Malformed; }
+        if (!TryDecodeStrict(token.AsSpan(lastDot + 1), out var mac)) return LiveRefCheck.Malformed;
         var expected = HMACSHA256.HashData(key, Encoding.ASCII.GetBytes(token[..lastDot]));
         if (!CryptographicOperations.FixedTimeEquals(mac, expected)) return LiveRefCheck.BadSignature;
         claims = parsed;
         return parsed!.ExpiresAt <= now ? LiveRefCheck.Expired : LiveRefCheck.Valid;
+    }
+
+    /// <summary>
+    /// Base64url as <see cref="Sign"/> writes it and nothing else: only <c>[A-Za-z0-9_-]</c>, no
+    /// <c>=</c> padding, no whitespace, and canonical (re-encoding gives the same text). .NET's
+    /// decoder skips whitespace and accepts padding, so many strings would name one token; a token
+    /// has exactly one spelling.
+    /// </summary>
+    internal static bool TryDecodeStrict(ReadOnlySpan<char> text, out byte[] bytes)
+    {
+        bytes = [];
+        if (text.IsEmpty || text.Length % 4 == 1) return false;
+        foreach (var c in text)
+            if (!char.IsAsciiLetterOrDigit(c) && c != '-' && c != '_') return false;
+        try { bytes = Base64Url.DecodeFromChars(text); }
+        catch (FormatException) { return false; }
+        return Base64Url.EncodeToString(bytes).AsSpan().SequenceEqual(text);
     }
 
     /// <summary>Reads the claims without checking the signature (never use this to authorize).</summary>
@@ -64,9 +79,8 @@ internal static class LiveRef
         if (token is null || token.Length > MaxTokenLength) return false;
         var parts = token.Split('.');
         if (parts.Length != 3 || parts[0] != Prefix) return false;
-        string payload;
-        try { payload = Encoding.UTF8.GetString(Base64Url.DecodeFromChars(parts[1])); }
-        catch (FormatException) { return false; }
+        if (!TryDecodeStrict(parts[1], out var payloadBytes)) return false;
+        var payload = Encoding.UTF8.GetString(payloadBytes);
         var fields = payload.Split('\n');
         if (fields.Length != 5
             || !SturdyRef.IsValidId(fields[0]) || !SturdyRef.IsValidId(fields[1])

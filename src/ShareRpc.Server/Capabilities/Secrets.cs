@@ -33,7 +33,9 @@ internal static class ServerKey
     /// <summary>The key at <c>DataDirectory/server.key</c>, created (mode 0600) if missing.</summary>
     public static byte[] LoadOrCreate(string dataDirectory)
     {
-        Directory.CreateDirectory(dataDirectory);
+        // A data directory the server creates is its user's alone (0700): it holds the key and the shares.
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(dataDirectory);
+        else if (!Directory.Exists(dataDirectory)) Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return LoadOrCreateFile(Path.Combine(dataDirectory, FileName));
     }
 

@@ -1,7 +1,10 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
+using Sharerpc.V1;
 
 namespace ShareRpc.Server.Hosting;
 
@@ -14,11 +17,16 @@ namespace ShareRpc.Server.Hosting;
 /// <item>a malformed <c>grpc-timeout</c> is INVALID_ARGUMENT (PROTOCOL-HTTP2: 1–8 digits and a unit);
 /// Grpc.AspNetCore ignores it and runs the call without a deadline;</item>
 /// <item>a request whose framing is broken (a truncated message, a second message on a unary call)
-/// is INVALID_ARGUMENT, not the INTERNAL Grpc.AspNetCore reports: it is the client's error.</item>
+/// is INVALID_ARGUMENT, not the INTERNAL Grpc.AspNetCore reports: it is the client's error;</item>
+/// <item>the request message of a unary or server-streaming ShareRpc call must arrive within
+/// RequestBodyTimeout (<see cref="RequestBodyDeadline"/>).</item>
 /// </list>
 /// </summary>
-internal sealed class GrpcRequestChecks(RequestDelegate next)
+internal sealed class GrpcRequestChecks(RequestDelegate next, IOptions<ShareRpcServerOptions> options, IServiceProvider services)
 {
+    private readonly TimeSpan _bodyTimeout = options.Value.RequestBodyTimeout;
+    private readonly TimeProvider _clock = services.GetService<TimeProvider>() ?? TimeProvider.System;
+
     private static readonly string[] s_grpcContentTypes =
     [
         "application/grpc", "application/grpc+proto",
@@ -51,6 +59,9 @@ internal sealed class GrpcRequestChecks(RequestDelegate next)
                 $"grpc-timeout '{timeout}' is malformed: 1 to 8 digits and a unit (H, M, S, m, u, n)");
         }
 
+        // AppendOps streams batches at the peer's pace: its idle timeout is the handler's (RequestIdleTimeout).
+        if (request.Path.StartsWithSegments("/" + Reasons.ServiceName) && !request.Path.Value!.EndsWith("/AppendOps", StringComparison.Ordinal))
+            RequestBodyDeadline.Apply(context, _bodyTimeout, _clock);
         context.Response.OnStarting(static state => RewriteFramingError(((HttpContext)state).Response.Headers), context);
         return CallAsync(context);
     }

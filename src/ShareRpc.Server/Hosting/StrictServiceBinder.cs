@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Grpc.Core;
+using Sharerpc.V1;
 
 namespace ShareRpc.Server.Hosting;
 
@@ -39,7 +40,10 @@ internal sealed class StrictServiceBinder(ServiceBinderBase inner) : ServiceBind
                 }
                 catch (InvalidProtocolBufferException e)
                 {
-                    throw new RpcException(new Status(StatusCode.InvalidArgument, $"{fullName}: the request message does not parse: {e.Message}"));
+                    // Invalid UTF-8 in a string field lands here too: Google.Protobuf refuses it rather than
+                    // replacing bytes with U+FFFD, so two distinct ids can never collide.
+                    throw new RpcException(new Status(StatusCode.InvalidArgument, $"{fullName}: the request message does not parse: {e.Message}"),
+                        new Metadata { { Reasons.TrailerName, Reasons.InvalidArgument } });
                 }
             });
         return new Method<TRequest, TResponse>(method.Type, method.ServiceName, method.Name, request, method.ResponseMarshaller);

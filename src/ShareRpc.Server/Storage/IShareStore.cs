@@ -28,11 +28,42 @@ internal sealed record LogEntry(
 /// <summary>What the store remembers of an op id: applied (cursor, version) or rejected (reason, detail).</summary>
 internal sealed record OpOutcome(bool Applied, ulong Cursor, ulong Version, int RejectReason, string Detail);
 
+/// <summary>
+/// A producer's place in a share: its last seq, and the capability it belongs to (the row id of
+/// the capability that first wrote under this producer id; null for a row from before schema v2,
+/// which the next writer claims).
+/// </summary>
+internal sealed record ProducerRecord(ulong LastSeq, long? CapabilityRowId);
+
 /// <summary>The head of a document (tombstones included: versions keep counting after a delete).</summary>
 internal sealed record DocumentHead(ulong Version, ulong Cursor, long LogRowId, bool Deleted);
 
 /// <summary>A live (not deleted) document with its value, for snapshots.</summary>
 internal sealed record DocumentRecord(string Collection, string Key, byte[] Value, string ContentType, ulong Version, ulong Cursor);
+
+/// <summary>
+/// What a read chunk holds of a log entry or a document, in bytes: its value plus its ids and names
+/// in UTF-8 — what the byte limits on chunks and pages count (docs/design.md, "Limits"). The wire
+/// message adds only field tags and numbers (see <c>ShareRpcLimits.MessageHeadroomBytes</c>).
+/// </summary>
+internal static class StoredBytes
+{
+    public static long Text(string s) => System.Text.Encoding.UTF8.GetByteCount(s);
+
+    /// <summary>An entry whose value is <paramref name="valueBytes"/> long (given, so a store can size it before loading the value).</summary>
+    public static long Of(LogEntry e, long valueBytes)
+    {
+        var n = valueBytes + Text(e.OpId) + Text(e.ProducerId) + Text(e.Collection) + Text(e.Key) + Text(e.ContentType);
+        foreach (var d in e.DependsOn) n += Text(d);
+        return n;
+    }
+
+    public static long Of(LogEntry e) => Of(e, e.Value?.Length ?? 0);
+
+    public static long Of(DocumentRecord d, long valueBytes) => valueBytes + Text(d.Collection) + Text(d.Key) + Text(d.ContentType);
+
+    public static long Of(DocumentRecord d) => Of(d, d.Value.Length);
+}
 
 /// <summary>
 /// Reads; inside a <see cref="IShareReader"/> they see one consistent state.
@@ -45,12 +76,23 @@ internal interface IShareReader : IAsyncDisposable
     Task<IReadOnlyList<CapabilityRecord>> GetCapabilitiesAsync(long shareRowId, CancellationToken ct = default);
     Task<CapabilityRecord?> GetCapabilityBySecretHashAsync(long shareRowId, byte[] secretHash, CancellationToken ct = default);
 
-    /// <summary>Log entries with cursor ≥ <paramref name="fromCursor"/>, in cursor order, at most <paramref name="max"/>.</summary>
-    Task<IReadOnlyList<LogEntry>> ReadLogAsync(long shareRowId, ulong fromCursor, int max, CancellationToken ct = default);
+    /// <summary>
+    /// Log entries with cursor ≥ <paramref name="fromCursor"/>, in cursor order: at most
+    /// <paramref name="max"/>, and ending before the entry that would take their
+    /// <see cref="StoredBytes"/> past <paramref name="maxBytes"/> (the first entry always comes, so a
+    /// reader always progresses). A store never loads the value of an entry it leaves out.
+    /// </summary>
+    Task<IReadOnlyList<LogEntry>> ReadLogAsync(long shareRowId, ulong fromCursor, int max, long maxBytes = long.MaxValue, CancellationToken ct = default);
 
-    /// <summary>Live documents ordered by (collection, key), strictly after <paramref name="after"/> when given.</summary>
+    /// <summary>
+    /// Live documents ordered by (collection, key), strictly after <paramref name="after"/> when
+    /// given; at most <paramref name="max"/> and <paramref name="maxBytes"/> as <see cref="ReadLogAsync"/>.
+    /// </summary>
     Task<IReadOnlyList<DocumentRecord>> ReadDocumentsAsync(
-        long shareRowId, string? collection, (string Collection, string Key)? after, int max, CancellationToken ct = default);
+        long shareRowId, string? collection, (string Collection, string Key)? after, int max, long maxBytes = long.MaxValue, CancellationToken ct = default);
+
+    /// <summary>Whether a live document follows <paramref name="after"/> (in <paramref name="collection"/> when given); reads no value.</summary>
+    Task<bool> HasDocumentsAfterAsync(long shareRowId, string? collection, (string Collection, string Key) after, CancellationToken ct = default);
 }
 
 /// <summary>
@@ -80,8 +122,11 @@ internal interface IShareTransaction : IShareReader
 
     /// <summary>What is known of each of <paramref name="opIds"/> (absent ones are left out); one round trip per chunk.</summary>
     Task<Dictionary<string, OpOutcome>> FindOpsAsync(long shareRowId, IReadOnlyCollection<string> opIds, CancellationToken ct = default);
-    Task<ulong> GetProducerSeqAsync(long shareRowId, string producerId, CancellationToken ct = default);
-    Task SetProducerSeqAsync(long shareRowId, string producerId, ulong lastSeq, CancellationToken ct = default);
+    /// <summary>The producer's last seq and owner, or null for a producer id never written in this share.</summary>
+    Task<ProducerRecord?> GetProducerAsync(long shareRowId, string producerId, CancellationToken ct = default);
+
+    /// <summary>Records the producer's last seq and binds it to <paramref name="capabilityRowId"/> (docs/design.md, "AppendOps semantics").</summary>
+    Task SetProducerAsync(long shareRowId, string producerId, ulong lastSeq, long capabilityRowId, CancellationToken ct = default);
     Task<DocumentHead?> GetDocumentHeadAsync(long shareRowId, string collection, string key, CancellationToken ct = default);
 
     /// <summary>

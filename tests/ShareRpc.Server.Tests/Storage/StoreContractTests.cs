@@ -14,7 +14,7 @@ namespace ShareRpc.Server.Tests.Stores;
 /// the store itself), against every <see cref="IShareStore"/>. A subclass opens its store on one
 /// fresh database per test.
 /// </summary>
-public abstract class StoreContractTests : IAsyncLifetime
+public abstract partial class StoreContractTests : IAsyncLifetime
 {
     protected StoreContractTests(ITestOutputHelper output) => Output = output;
 
@@ -489,8 +489,8 @@ public abstract class StoreContractTests : IAsyncLifetime
             var share = (await tx.LockShareAsync(owner.ShareId))!;
             await tx.AppendLogAsync(share.RowId, new LogEntry(1, NewOpId(), "p", 1, OpKind.Append, "m", "1", [9], "", null, [], 1, F.Clock.GetUtcNow()));
             await tx.UpdateShareHeadAsync(share.RowId, share.Epoch, 1);
-            await tx.SetProducerSeqAsync(share.RowId, "p", 1);
-            Assert.Equal(1UL, await tx.GetProducerSeqAsync(share.RowId, "p"));
+            await tx.SetProducerAsync(share.RowId, "p", 1, 1);
+            Assert.Equal(1UL, (await tx.GetProducerAsync(share.RowId, "p"))!.LastSeq);
         }
         var r = await F.AppendAsync(owner, "p", Put(1, "d", "a", "1"));
         Assert.Equal((BatchStatus.Accepted, 1UL), (r.BatchStatus, r.Acks[0].Cursor));

@@ -74,6 +74,11 @@ internal static class SqliteSchema
             deleted INTEGER NOT NULL,
             PRIMARY KEY(share, collection, key)) WITHOUT ROWID;
         """,
+        // v2: a producer's sequence belongs to the capability that writes it (issue 13, item 4).
+        // Rows from v1 keep capability NULL: the next capability to write under the id claims it.
+        """
+        ALTER TABLE producers ADD COLUMN capability INTEGER NULL;
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Length;
