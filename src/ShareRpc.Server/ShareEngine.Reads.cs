@@ -225,7 +225,7 @@ internal sealed partial class ShareEngine
             try
             {
                 IReadOnlyList<LogEntry> entries;
-                var (r, s) = await OpenAuthorizedAsync(claims, Rights.Read, ct).ConfigureAwait(false);
+                var (r, s) = await OpenFencedAsync(claims, ct).ConfigureAwait(false);
                 await using (r.ConfigureAwait(false))
                 {
                     head = s.Cursor;
@@ -290,12 +290,21 @@ internal sealed partial class ShareEngine
     private async Task EnsureFenceAsync(LiveRefClaims claims, ShareSignal signal, CancellationToken ct)
     {
         if (signal.Epoch <= claims.Epoch) return;
+        var (reader, _) = await OpenFencedAsync(claims, ct).ConfigureAwait(false); // throws revoked / epoch-stale
+        await reader.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A read view of an open Subscribe stream: a revoke since the stream began ends it here (the
+    /// fence), counted and logged as such — unlike a Subscribe refused when it starts.
+    /// </summary>
+    private async Task<(IShareReader Reader, ShareRecord Share)> OpenFencedAsync(LiveRefClaims claims, CancellationToken ct)
+    {
         try
         {
-            var (reader, _) = await OpenAuthorizedAsync(claims, Rights.Read, ct).ConfigureAwait(false); // throws revoked / epoch-stale
-            await reader.DisposeAsync().ConfigureAwait(false);
+            return await OpenAuthorizedAsync(claims, Rights.Read, ct).ConfigureAwait(false);
         }
-        catch (ShareRpcException e)
+        catch (ShareRpcException e) when (e.Reason is Reasons.Revoked or Reasons.EpochStale)
         {
             Diagnostics.Fenced(StreamKinds.Subscribe, claims, e);
             throw;

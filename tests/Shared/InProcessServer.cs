@@ -12,6 +12,7 @@ public sealed class InProcessServer : IAsyncDisposable
     private readonly Action<ShareRpcServerOptions>? _configure;
     private readonly ILoggerProvider? _logs;
     private ShareRpcServerHost _host;
+    private string _instance;
 
     private InProcessServer(ShareRpcServerHost host, string dir, Action<ShareRpcServerOptions>? configure, ILoggerProvider? logs)
     {
@@ -19,6 +20,7 @@ public sealed class InProcessServer : IAsyncDisposable
         DataDirectory = dir;
         _configure = configure;
         _logs = logs;
+        _instance = Engine.Diagnostics.Metrics.Instance;
     }
 
     /// <summary>What clients dial: http://127.0.0.1:PORT.</summary>
@@ -32,8 +34,12 @@ public sealed class InProcessServer : IAsyncDisposable
     /// <summary>The server's engine: its <c>sharerpc.instance</c> tag is <c>Engine.Diagnostics.Metrics.Instance</c>.</summary>
     internal ShareEngine Engine => _host.Services.GetRequiredService<ShareEngine>();
 
-    /// <summary>The value of the <c>sharerpc.instance</c> tag on this server's measurements.</summary>
-    public string Instance => Engine.Diagnostics.Metrics.Instance;
+    /// <summary>
+    /// The value of the <c>sharerpc.instance</c> tag on this server's measurements (a restart makes a
+    /// new engine, with a new instance). Kept as a field: a MeterListener reads it from any thread,
+    /// also while the host is down.
+    /// </summary>
+    public string Instance => Volatile.Read(ref _instance);
 
     /// <summary>Starts a server; heartbeats every 200 ms unless <paramref name="configure"/> says otherwise.</summary>
     /// <param name="logs">Where the server logs (every level), if anywhere.</param>
@@ -55,6 +61,7 @@ public sealed class InProcessServer : IAsyncDisposable
         SqliteConnection.ClearAllPools();
         if (whileDown is not null) await whileDown();
         _host = await StartHostAsync(_configure, port, DataDirectory, _logs);
+        Volatile.Write(ref _instance, Engine.Diagnostics.Metrics.Instance);
     }
 
     private static async Task<ShareRpcServerHost> StartHostAsync(Action<ShareRpcServerOptions>? configure, int port, string dir, ILoggerProvider? logs)
