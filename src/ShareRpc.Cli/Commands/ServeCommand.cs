@@ -31,7 +31,7 @@ internal static class ServeCommand
         var endpoint = new Option<string?>("--public-endpoint") { Description = "HOST:PORT written into sturdy refs (default: the address clients dialed)." };
         var logFormat = new Option<string>("--log-format") { Description = "Console log lines: text (one line each) or json (one JSON object per line, for machines).", DefaultValueFactory = _ => "text" };
         logFormat.AcceptOnlyFromAmong("text", "json");
-        var logLevel = new Option<LogLevel>("--log-level") { Description = "Least level logged to the console: Information shows shares, revokes, fences and drains (docs/guides/operate.md, \"Logs\").", DefaultValueFactory = _ => LogLevel.Warning };
+        var logLevel = new Option<LogLevel>("--log-level") { Description = "Least level logged to the console: Information shows shares, revokes, fences and drains (docs/operate.md).", DefaultValueFactory = _ => LogLevel.Warning };
         var otlp = new Option<Uri?>("--otlp-endpoint") { Description = "Export logs, metrics and traces by OTLP to this collector (e.g. http://127.0.0.1:4317). Nothing is exported without it." };
         var otlpProtocol = new Option<string>("--otlp-protocol") { Description = "OTLP over grpc (port 4317) or http/protobuf (port 4318).", DefaultValueFactory = _ => "grpc" };
         otlpProtocol.AcceptOnlyFromAmong("grpc", "http/protobuf");

@@ -11,8 +11,8 @@ using ShareRpc.Server.Diagnostics;
 namespace ShareRpc.Cli.Commands;
 
 /// <summary>
-/// The logging and telemetry of <c>sharerpc serve</c> (docs/guides/operate.md, "Logs, metrics and
-/// traces"): console lines as text (one line each) or JSON (<c>--log-format json</c>, for machines)
+/// The logging and telemetry of <c>sharerpc serve</c> (docs/operate.md, "Wiring"):
+/// console lines as text (one line each) or JSON (<c>--log-format json</c>, for machines)
 /// at <c>--log-level</c>; with <c>--otlp-endpoint</c>, the server's logs (ShareRpc at Information),
 /// metrics (meter ShareRpc.Server) and traces (ShareRpc.Server and ASP.NET Core's request spans,
 /// which carry the client's traceparent) exported by OTLP. Nothing is exported without it.

@@ -5,7 +5,7 @@ namespace ShareRpc.Client.Diagnostics;
 
 /// <summary>
 /// Every log event of the client SDK, source-generated (docs/design.md, "Diagnostics"; the catalogue
-/// with what to do about each: docs/guides/operate.md, "Logs"). Event ids 2000–2099 are the
+/// with what to do about each: docs/operate.md). Event ids 2000–2099 are the
 /// client's (the server's are 1000–1099): 2000s the AppendOps sender, 2010s the outbox, 2020s
 /// subscriptions. Nothing here takes a secret, a live ref or a whole sturdy ref: a share is named by
 /// its id and its server, a sturdy ref only as <see cref="Redacted"/> shows it (no secret).

@@ -7,7 +7,7 @@ namespace ShareRpc.Client.Diagnostics;
 /// <see cref="ShareRpcClient"/> (as Npgsql's MetricsReporter is per data source): OpenTelemetry
 /// names, UCUM units, a description each, and every measurement tagged <see cref="InstanceTag"/>
 /// (<see cref="ShareRpcClientOptions.InstanceName"/>). The catalogue with what to do when each moves:
-/// docs/guides/operate.md, "Metrics".
+/// docs/operate.md.
 /// </summary>
 internal sealed class ClientMetrics : IDisposable
 {

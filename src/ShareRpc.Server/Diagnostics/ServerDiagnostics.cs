@@ -13,7 +13,7 @@ namespace ShareRpc.Server.Diagnostics;
 /// </summary>
 internal sealed class ServerDiagnostics : IDisposable
 {
-    /// <summary>Lines per refusal reason, and per limit, per this long at most (docs/guides/operate.md, "Logs").</summary>
+    /// <summary>Lines per refusal reason, and per limit, per this long at most (docs/operate.md).</summary>
     public static readonly TimeSpan DefaultLogInterval = TimeSpan.FromMinutes(1);
 
     private static int s_engines;

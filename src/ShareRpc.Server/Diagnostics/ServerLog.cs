@@ -4,7 +4,7 @@ namespace ShareRpc.Server.Diagnostics;
 
 /// <summary>
 /// Every log event of the server, source-generated (docs/design.md, "Diagnostics"; the catalogue
-/// with what to do about each: docs/guides/operate.md, "Logs"). Event ids 1000–1099 are the
+/// with what to do about each: docs/operate.md). Event ids 1000–1099 are the
 /// server's (the client's are 2000–2099), grouped by tens: hosting, capabilities, the fence,
 /// refusals, storage, limits. Ids never change meaning; a retired id is not reused. Nothing here
 /// takes a secret, a live ref or a whole sturdy ref: shares and capabilities are named by id.

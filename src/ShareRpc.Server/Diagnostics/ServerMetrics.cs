@@ -7,7 +7,7 @@ namespace ShareRpc.Server.Diagnostics;
 /// Npgsql's MetricsReporter is per data source): OpenTelemetry names, UCUM units, a description
 /// each, and every measurement tagged with <see cref="InstanceTag"/> so that two engines in one
 /// process (or several servers behind one collector) stay apart. The catalogue with what to do
-/// when each moves: docs/guides/operate.md, "Metrics". Nothing is measured unless something
+/// when each moves: docs/operate.md. Nothing is measured unless something
 /// listens (a MeterListener, dotnet-counters, OpenTelemetry's AddMeter).
 /// </summary>
 internal sealed class ServerMetrics : IDisposable
