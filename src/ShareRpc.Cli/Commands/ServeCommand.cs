@@ -32,7 +32,7 @@ internal static class ServeCommand
         var logFormat = new Option<string>("--log-format") { Description = "Console log lines: text (one line each) or json (one JSON object per line, for machines).", DefaultValueFactory = _ => "text" };
         logFormat.AcceptOnlyFromAmong("text", "json");
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Least level logged to the console: Information shows shares, revokes, fences and drains (docs/operate.md).", DefaultValueFactory = _ => LogLevel.Warning };
-        var otlp = new Option<Uri?>("--otlp-endpoint") { Description = "Export logs, metrics and traces by OTLP to this collector (e.g. http://127.0.0.1:4317). Nothing is exported without it." };
+        var otlp = ServeTelemetry.EndpointOption("Export logs, metrics and traces by OTLP to this collector (e.g. http://127.0.0.1:4317). Nothing is exported without it.");
         var otlpProtocol = new Option<string>("--otlp-protocol") { Description = "OTLP over grpc (port 4317) or http/protobuf (port 4318).", DefaultValueFactory = _ => "grpc" };
         otlpProtocol.AcceptOnlyFromAmong("grpc", "http/protobuf");
         var command = new Command("serve", "Run the share server.") { port, host, data, store, pg, keyFile, cert, key, creator, endpoint, logFormat, logLevel, otlp, otlpProtocol };

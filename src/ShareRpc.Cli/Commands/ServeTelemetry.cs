@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -50,8 +51,21 @@ internal static class ServeTelemetry
             .WithLogging(l => l.AddOtlpExporter(o => Exporter(o, otlpEndpoint, protocol, "v1/logs")));
     }
 
+    /// <summary>An <c>--otlp-endpoint</c> option: an absolute http(s) URL (System.CommandLine has no Uri parser of its own).</summary>
+    internal static Option<Uri?> EndpointOption(string description) => new("--otlp-endpoint")
+    {
+        Description = description,
+        CustomParser = r =>
+        {
+            var text = r.Tokens.Count == 1 ? r.Tokens[0].Value : "";
+            if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)) return uri;
+            r.AddError($"--otlp-endpoint must be an http:// or https:// URL, not '{text}'.");
+            return null;
+        },
+    };
+
     /// <summary>gRPC takes the collector's address as given; OTLP/HTTP set in code needs each signal's path (/v1/traces …).</summary>
-    private static void Exporter(OtlpExporterOptions o, Uri endpoint, OtlpExportProtocol protocol, string signalPath)
+    internal static void Exporter(OtlpExporterOptions o, Uri endpoint, OtlpExportProtocol protocol, string signalPath)
     {
         o.Protocol = protocol;
         o.Endpoint = protocol == OtlpExportProtocol.HttpProtobuf
