@@ -21,26 +21,52 @@ public sealed class DiagnosticsTests : IDisposable
 
     private static Task<PendingOp> PutAsync(ShareWriter writer, int i) => writer.PutAsync("c", "k" + i, Encoding.UTF8.GetBytes("v" + i));
 
-    [Fact]
-    public async Task A_known_workload_moves_each_instrument_and_logs_each_event()
+    /// <summary>A server and a client of this test, each with a log sink and a meter capture kept to its instance.</summary>
+    private sealed class Rig : IAsyncDisposable
     {
-        var serverLogs = new LogSink();
-        var clientLogs = new LogSink();
-        InProcessServer? server = null;
-        var instance = "diagnostics-" + Guid.NewGuid().ToString("N");
-        using var serverMetrics = new MeterCapture(ShareRpcServerDiagnostics.MeterName, () => server?.Instance);
-        using var clientMetrics = new MeterCapture(ShareRpcClientDiagnostics.MeterName, () => instance);
-        await using var _ = server = await InProcessServer.StartAsync(logs: serverLogs);
-        await using var client = new ShareRpcClient(new ShareRpcClientOptions
-        {
-            OutboxPath = _dir.File("o.db"), LoggerFactory = clientLogs.Factory, InstanceName = instance,
-            InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromMilliseconds(200),
-        });
-        var sturdy = await client.EnsureShareAsync(server.Address, "session-diagnostics");
-        var liveRef = (await client.RedeemAsync(sturdy)).LiveRef;
-        var writer = client.OpenWriter(sturdy);
+        public readonly LogSink ServerLogs = new();
+        public readonly LogSink ClientLogs = new();
+        public readonly string Instance = "diagnostics-" + Guid.NewGuid().ToString("N");
+        public InProcessServer Server = null!;
+        public ShareRpcClient Client = null!;
+        public MeterCapture ServerMetrics = null!;
+        public MeterCapture ClientMetrics = null!;
 
-        // 1. Three ops acked: applied on the server, acked on the client, an append stream open.
+        public static async Task<Rig> StartAsync(string outbox)
+        {
+            var rig = new Rig();
+            rig.ServerMetrics = new MeterCapture(ShareRpcServerDiagnostics.MeterName, () => rig.Server?.Instance);
+            rig.ClientMetrics = new MeterCapture(ShareRpcClientDiagnostics.MeterName, () => rig.Instance);
+            rig.Server = await InProcessServer.StartAsync(logs: rig.ServerLogs);
+            rig.Client = new ShareRpcClient(new ShareRpcClientOptions
+            {
+                OutboxPath = outbox, LoggerFactory = rig.ClientLogs.Factory, InstanceName = rig.Instance,
+                InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromMilliseconds(200),
+            });
+            return rig;
+        }
+
+        /// <summary>Everything either end logged, for "never logged" checks.</summary>
+        public string Everything => string.Join("\n", ServerLogs.Entries.Concat(ClientLogs.Entries).Select(e => e.Everything));
+
+        public async ValueTask DisposeAsync()
+        {
+            await Client.DisposeAsync();
+            await Server.DisposeAsync();
+            ServerMetrics.Dispose();
+            ClientMetrics.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Appends_and_a_server_restart_move_the_op_ack_pending_and_reconnect_instruments_exactly()
+    {
+        await using var rig = await Rig.StartAsync(_dir.File("o.db"));
+        var (serverMetrics, clientMetrics) = (rig.ServerMetrics, rig.ClientMetrics);
+        var sturdy = await rig.Client.EnsureShareAsync(rig.Server.Address, "session-diagnostics");
+        var writer = rig.Client.OpenWriter(sturdy);
+
+        // Three ops acked: applied on the server, acked on the client, an append stream open.
         for (var i = 0; i < 3; i++) await (await PutAsync(writer, i)).Acked;
         Assert.Equal(3.0, serverMetrics.Sum(ServerMetrics.Ops, "outcome=applied"));
         Assert.Equal(3.0, clientMetrics.Sum(ClientMetrics.Acked, "outcome=applied"));
@@ -48,9 +74,9 @@ public sealed class DiagnosticsTests : IDisposable
         Assert.True(serverMetrics.Count(ServerMetrics.CommitDuration) >= 1);
         await serverMetrics.WaitUntilAsync(m => m.Sum(ServerMetrics.Streams, "kind=append") == 1, s_wait, "one append stream open");
 
-        // 2. The server restarts while four more ops are enqueued: they wait in the outbox (the pending
+        // The server restarts while four more ops are enqueued: they wait in the outbox (the pending
         // gauge says so), the sender reconnects with backoff, and all are acked once it is back.
-        await server.RestartAsync(async () =>
+        await rig.Server.RestartAsync(async () =>
         {
             for (var i = 3; i < 7; i++) await PutAsync(writer, i);
             await clientMetrics.WaitUntilAsync(m => m.Values(ClientMetrics.Pending).LastOrDefault() == 4, s_wait, "4 ops pending");
@@ -62,14 +88,24 @@ public sealed class DiagnosticsTests : IDisposable
         Assert.Equal(7, clientMetrics.Count(ClientMetrics.AckDuration));
         Assert.Equal(7.0, clientMetrics.Sum(ClientMetrics.Enqueued));
         await clientMetrics.WaitUntilAsync(m => m.Values(ClientMetrics.Pending).LastOrDefault() == 0, s_wait, "nothing pending");
-        var reconnecting = await clientLogs.WaitForAsync(e => e.EventId.Id == 2001, s_wait);
+        var reconnecting = await rig.ClientLogs.WaitForAsync(e => e.EventId.Id == 2001, s_wait);
         Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, reconnecting.Level);
-        await clientLogs.WaitForAsync(e => e.EventId.Id == 2002, s_wait); // Reconnected
-        await serverLogs.WaitForAsync(e => e.EventId.Id == 1001, s_wait); // Draining, when the first server stopped
+        await rig.ClientLogs.WaitForAsync(e => e.EventId.Id == 2002, s_wait); // Reconnected
+        await rig.ServerLogs.WaitForAsync(e => e.EventId.Id == 1001, s_wait); // Draining, when the first server stopped
         await writer.DisposeAsync();
         await serverMetrics.WaitUntilAsync(m => m.Sum(ServerMetrics.Streams, "kind=append") == 0, s_wait, "no append stream open");
+    }
 
-        // 3. A subscription of a delegated capability, fenced by revoking it.
+    [Fact]
+    public async Task A_revoke_fences_an_open_subscription_and_nothing_logged_holds_a_secret()
+    {
+        await using var rig = await Rig.StartAsync(_dir.File("o.db"));
+        var (client, serverMetrics) = (rig.Client, rig.ServerMetrics);
+        var sturdy = await client.EnsureShareAsync(rig.Server.Address, "session-fence");
+        var liveRef = (await client.RedeemAsync(sturdy)).LiveRef;
+        await using (var writer = client.OpenWriter(sturdy)) await (await PutAsync(writer, 0)).Acked;
+
+        // A subscription of a delegated capability, fenced by revoking it.
         var child = await client.DelegateAsync(sturdy, [Right.Read]);
         using var stop = new CancellationTokenSource(s_wait);
         var subscription = Task.Run(async () =>
@@ -81,17 +117,17 @@ public sealed class DiagnosticsTests : IDisposable
         await serverMetrics.WaitUntilAsync(m => m.Sum(ServerMetrics.Fenced, "kind=subscribe") == 1, s_wait, "the subscription fenced");
         await Assert.ThrowsAnyAsync<Exception>(() => subscription);
         await serverMetrics.WaitUntilAsync(m => m.Sum(ServerMetrics.Streams, "kind=subscribe") == 0, s_wait, "no subscribe stream open");
-        var fenced = await serverLogs.WaitForAsync(e => e.EventId.Id == 1020, s_wait);
+        var fenced = await rig.ServerLogs.WaitForAsync(e => e.EventId.Id == 1020, s_wait);
         Assert.Contains(child.CapabilityId, fenced.Message, StringComparison.Ordinal);
-        Assert.Single(serverLogs.WithId(1014)); // CapabilityRevoked
+        Assert.Single(rig.ServerLogs.WithId(1014)); // CapabilityRevoked
 
-        // 4. The revoked ref is refused: counted by reason, logged once.
+        // The revoked ref is refused: counted by reason, logged.
         await Assert.ThrowsAsync<ShareRpcCallException>(() => client.RedeemAsync(child.SturdyRef));
         Assert.True(serverMetrics.Sum(ServerMetrics.Refusals, "reason=revoked") >= 1);
-        await serverLogs.WaitForAsync(e => e.EventId.Id == 1030 && e.Message.Contains("revoked", StringComparison.Ordinal), s_wait);
+        await rig.ServerLogs.WaitForAsync(e => e.EventId.Id == 1030 && e.Message.Contains("revoked", StringComparison.Ordinal), s_wait);
 
-        // 5. Nothing logged holds a secret or a live ref.
-        var everything = string.Join("\n", serverLogs.Entries.Concat(clientLogs.Entries).Select(e => e.Everything));
+        // Nothing either end logged (every level) holds a secret or a live ref.
+        var everything = rig.Everything;
         Assert.DoesNotContain(liveRef, everything, StringComparison.Ordinal);
         foreach (var r in new[] { sturdy, child.SturdyRef })
         {
