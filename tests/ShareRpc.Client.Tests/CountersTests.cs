@@ -35,7 +35,7 @@ public sealed class CountersTests : IDisposable
         var serverFile = _dir.File("server.json");
         var clientFile = _dir.File("client.json");
         await using var serverCounters = Collect(serve.Process.Id, "ShareRpc.Server", serverFile, TimeSpan.FromSeconds(15));
-        await using var clientCounters = Collect(held.Id, "ShareRpc.Client", clientFile, TimeSpan.FromSeconds(5));
+        await using var clientCounters = Collect(held.Id, "ShareRpc.Client", clientFile, TimeSpan.FromSeconds(8));
 
         // Appends run, one process after another, for as long as the server is watched.
         for (var run = 0; !serverCounters.HasExited; run++)
