@@ -23,8 +23,11 @@ public sealed class TraceReplayTests : IDisposable
     public async Task Apply_spans_link_to_the_enqueue_spans_of_a_producer_killed_before_its_acks()
     {
         var spans = new List<Activity>();
+        // The exporter adds as spans end, on their threads (other tests' servers too): read copies, without a torn slot.
+        Activity[] Exported() => [.. spans.ToArray().Where(a => a is not null)];
         using var tracing = Sdk.CreateTracerProviderBuilder()
             .AddSource(ShareRpcServerDiagnostics.ActivitySourceName)
+            .AddSource("Microsoft.AspNetCore") // the server's request span: the apply span's parent
             .AddInMemoryExporter(spans)
             .Build()!;
         await using var server = await InProcessServer.StartAsync();
@@ -58,10 +61,21 @@ public sealed class TraceReplayTests : IDisposable
         Assert.Equal(5L, replay.State.Single(kv => kv.Key == "Pending").Value);
         tracing.ForceFlush();
         var shareId = SturdyRef.Parse(sturdy).ShareId;
-        var applies = spans.Where(a => a.OperationName == "sharerpc.apply" && (a.GetTagItem("sharerpc.share.id") as string) == shareId).ToList();
+        var applies = Exported().Where(a => a.OperationName == "sharerpc.apply" && (a.GetTagItem("sharerpc.share.id") as string) == shareId).ToList();
         Assert.NotEmpty(applies);
         var linked = applies.SelectMany(a => a.Links).Select(l => (l.Context.TraceId.ToString(), l.Context.SpanId.ToString())).ToHashSet();
         Assert.Equal(printed.OrderBy(p => p), linked.OrderBy(p => p));
+
+        // Each apply span is a child of its AppendOps call's ASP.NET Core span (exported once the call
+        // ends, which the server may finish after the client left): the gRPC trace stays connected.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!applies.All(a => Exported().Any(r => r.Source.Name == "Microsoft.AspNetCore" && r.SpanId == a.ParentSpanId && r.TraceId == a.TraceId)))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "an apply span's parent is not its call's request span: "
+                + string.Join(", ", applies.Select(a => $"{a.TraceId}/{a.ParentSpanId}")) + " vs " + string.Join(", ", Exported().Where(r => r.Source.Name == "Microsoft.AspNetCore").Select(r => $"{r.TraceId}/{r.SpanId}")));
+            await Task.Delay(50);
+        }
+
         logs.Factory.Dispose();
     }
 }
