@@ -81,18 +81,31 @@ internal static class ProducerBenchmarks
 
             var sw = Stopwatch.StartNew();
             using var child = BenchSupport.StartSelf("append", "--ref", sturdy, "--outbox", outbox, "--file", input);
-            child.StandardInput.Close();
-            var stdout = child.StandardOutput.ReadToEndAsync(ct);
             long peak = 0;
-            while (!child.HasExited)
+            string output;
+            try
             {
-                peak = Math.Max(peak, BenchSupport.ReadRss(child.Id));
-                await Task.WhenAny(child.WaitForExitAsync(ct), Task.Delay(50, ct));
+                child.StandardInput.Close();
+                var stdout = child.StandardOutput.ReadToEndAsync(ct);
+                while (!child.HasExited)
+                {
+                    peak = Math.Max(peak, BenchSupport.ReadRss(child.Id));
+                    await Task.WhenAny(child.WaitForExitAsync(ct), Task.Delay(50, ct));
+                }
+
+                await child.WaitForExitAsync(ct);
+                output = await stdout;
+            }
+            finally
+            {
+                // A cancelled or failed measurement leaves no append running.
+                if (!child.HasExited)
+                {
+                    child.Kill(true);
+                }
             }
 
-            await child.WaitForExitAsync(ct);
             var seconds = sw.Elapsed.TotalSeconds;
-            var output = await stdout;
             if (child.ExitCode != 0 || !output.Contains($"applied {ops}", StringComparison.Ordinal))
             {
                 throw new InvalidOperationException($"sharerpc append exited {child.ExitCode}: {output.Trim()}");
