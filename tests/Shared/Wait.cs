@@ -10,10 +10,14 @@ public static class Wait
 {
     private static readonly TimeSpan s_pollInterval = TimeSpan.FromMilliseconds(10);
 
-    public static async Task UntilAsync(Func<bool> condition, TimeSpan patience, string what)
+    public static Task UntilAsync(Func<bool> condition, TimeSpan patience, string what) =>
+        UntilAsync(() => Task.FromResult(condition()), patience, what);
+
+    /// <summary>The same for a condition that has to ask something (a server, a file) to be answered.</summary>
+    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan patience, string what)
     {
         var clock = Stopwatch.StartNew();
-        while (!condition())
+        while (!await condition().ConfigureAwait(false))
         {
             if (clock.Elapsed > patience)
             {
