@@ -130,8 +130,67 @@ public sealed class ShareWriter : IAsyncDisposable
         activity?.SetTag("sharerpc.op.id", queued.OpId);
         activity?.SetTag("sharerpc.op.seq", queued.Seq);
         _client.Metrics.OpsEnqueued(1);
-        _sender.NotifyWork();
+        _sender.NotifyWork(1, op.CalculateSize());
         return new PendingOp(this, queued.OpId, queued.Seq);
+    }
+
+    /// <summary>
+    /// Makes every op durable in one commit (one fsync), in order, at consecutive seqs: the way to
+    /// enqueue many ops at once (issue 14; the CLI's append uses the same path). Each op is validated
+    /// first, as <see cref="EnqueueAsync"/> does; one that the server would refuse throws
+    /// <see cref="InvalidOpException"/> (its <c>Field</c> prefixed by its index) and none is durable.
+    /// An op whose id is already in this outbox is not enqueued twice: its entry is the earlier op
+    /// (so a call retried after its result was lost enqueues nothing twice). An op id set aside here
+    /// as a poison op throws <see cref="ArgumentException"/>, and none is durable. The ops given are
+    /// not changed. At most <see cref="Outbox.OutboxOptions.MaxOpsPerCommit"/> ops per call.
+    /// </summary>
+    public async Task<IReadOnlyList<PendingOp>> EnqueueManyAsync(IReadOnlyList<Op> ops)
+    {
+        ArgumentNullException.ThrowIfNull(ops);
+        if (ops.Count > _client.Options.Outbox.MaxOpsPerCommit)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ops), ops.Count, $"At most Outbox.MaxOpsPerCommit = {_client.Options.Outbox.MaxOpsPerCommit} ops per call.");
+        }
+
+        var copies = new Op[ops.Count];
+        for (var i = 0; i < ops.Count; i++)
+        {
+            copies[i] = (ops[i] ?? throw new ArgumentNullException(nameof(ops), $"ops[{i}] is null.")).Clone();
+            try
+            {
+                OpValidator.Validate(copies[i], _client.Options.Limits);
+            }
+            catch (InvalidOpException ex)
+            {
+                throw new InvalidOpException($"ops[{i}].{ex.Field}", ex.Message[(ex.Field.Length + 2)..]);
+            }
+        }
+
+        if (copies.Length == 0)
+        {
+            return [];
+        }
+
+        // One producer span for the whole call: every op carries its context in its durable bytes (docs/design.md, "Diagnostics").
+        using var activity = ClientTracing.StartEnqueue(ShareId, copies.Length);
+        long bytes = 0;
+        foreach (var op in copies)
+        {
+            ClientTracing.Stamp(op, activity);
+            bytes += op.CalculateSize();
+        }
+
+        await _producer.ConfigureAwait(false);
+        var results = await _client.Outbox.EnqueueBulkAsync(ShareId, copies, refuseSetAside: true).ConfigureAwait(false);
+        _client.Metrics.OpsEnqueued(copies.Length);
+        _sender.NotifyWork(copies.Length, bytes);
+        var pending = new PendingOp[copies.Length];
+        for (var i = 0; i < copies.Length; i++)
+        {
+            pending[i] = new PendingOp(this, copies[i].OpId, results[i].Seq);
+        }
+
+        return pending;
     }
 
     /// <summary>
@@ -155,7 +214,7 @@ public sealed class ShareWriter : IAsyncDisposable
         await _producer.ConfigureAwait(false);
         var results = await _client.Outbox.EnqueueBulkAsync(ShareId, ops).ConfigureAwait(false);
         _client.Metrics.OpsEnqueued(ops.Count);
-        _sender.NotifyWork();
+        _sender.NotifyWork(ops.Count, ops.Sum(op => (long)op.CalculateSize()));
         return results;
     }
 

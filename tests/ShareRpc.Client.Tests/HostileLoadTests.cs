@@ -60,8 +60,8 @@ public sealed class HostileLoadTests(ITestOutputHelper output) : IDisposable
         for (var i = 0; i < 8; i++) attackers.Flood((await attackers.OwnShareAsync("flood-" + i)).Auth, streams: 1);
         for (var i = 0; i < 2; i++) attackers.Amplify((await attackers.OwnShareAsync("amplify-" + i)).Auth, streams: 1);
         attackers.Hoard(hoardRead, hoardAppend, attempts: 24);
-        await WaitUntil(() => attackers.FloodBatchesAcked >= 8 && attackers.AmplifyingBatchesAcked >= 1 && attackers.SlowReadersOpen == 8
-            && attackers.HoardedStreams + attackers.HoardRefusals == 24, TimeSpan.FromSeconds(60));
+        await Wait.UntilAsync(() => attackers.FloodBatchesAcked >= 8 && attackers.AmplifyingBatchesAcked >= 1 && attackers.SlowReadersOpen == 8
+            && attackers.HoardedStreams + attackers.HoardRefusals == 24, TimeSpan.FromSeconds(60), "the attacks got under way");
 
         var (latencies, enqueued, acks) = await HonestProducerAsync(honest, honestRef);
         var peakDuringAttack = ProcStatusBytes(pid, "VmHWM");
@@ -117,14 +117,4 @@ public sealed class HostileLoadTests(ITestOutputHelper output) : IDisposable
     }
 
     private static TimeSpan Percentile(List<TimeSpan> values, double p) => values.Order().ElementAt((int)Math.Ceiling(values.Count * p) - 1);
-
-    private static async Task WaitUntil(Func<bool> condition, TimeSpan timeout)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (deadline.Elapsed > timeout) throw new TimeoutException("the attacks did not get under way");
-            await Task.Delay(20);
-        }
-    }
 }

@@ -32,6 +32,7 @@ public sealed class BadClientTests(ServeFixture server) : IClassFixture<ServeFix
     {
         var answer = await _raw.SendAsync(Redeem, GoodRedeem(), contentType);
         Assert.True(answer.HttpStatus == HttpStatusCode.UnsupportedMediaType, $"{contentType}: expected HTTP 415, got {answer}");
+        Assert.True(answer.GrpcStatus == "3", $"{contentType}: expected INVALID_ARGUMENT (a client error, not INTERNAL), got {answer}");
         await server.AssertStillServesAsync();
     }
 
@@ -116,7 +117,7 @@ public sealed class BadClientTests(ServeFixture server) : IClassFixture<ServeFix
     {
         // The cleartext port also speaks HTTP/1.1 (browsers: the viewer, gRPC-Web; docs/decisions.md,
         // "HTTP/1.1 and h2c on one cleartext port"), but a plain gRPC call over HTTP/1.1 is not
-        // served: Grpc.AspNetCore answers 426 Upgrade Required, as on the TLS port.
+        // served: 426 Upgrade Required with UNIMPLEMENTED (GrpcRequestChecks), as on the TLS port.
         using var tcp = new TcpClient();
         await tcp.ConnectAsync(IPAddress.Loopback, server.Port);
         var stream = tcp.GetStream();
@@ -131,7 +132,8 @@ public sealed class BadClientTests(ServeFixture server) : IClassFixture<ServeFix
         var text = Encoding.ASCII.GetString(received.ToArray());
         Assert.True(text.StartsWith("HTTP/1.1 426 ", StringComparison.Ordinal), $"expected HTTP/1.1 426, got: {text}");
         Assert.Contains("Content-Length: 0", text, StringComparison.OrdinalIgnoreCase); // no live ref was minted
-        Assert.DoesNotContain("grpc-status: 0", text, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("grpc-status: 12", text, StringComparison.OrdinalIgnoreCase); // UNIMPLEMENTED: the client's choice of transport, not INTERNAL
+        Assert.Contains("Upgrade: h2c", text, StringComparison.OrdinalIgnoreCase);
         await server.AssertStillServesAsync();
     }
 }

@@ -104,17 +104,7 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
         await using var s = await LoopbackServer.StartAsync(o => o.FsyncEveryCommit = false);
         var (_, live) = await s.NewShareAsync();
         var auth = LoopbackServer.Bearer(live.LiveRef);
-        using (var call = Stub(s.Channel).AppendOps(auth))
-        {
-            for (ulong i = 1; i <= 24; i++)
-            {
-                var op = Put(i, "big", "d" + i, "");
-                op.Put.Value = ByteString.CopyFrom(new byte[1024 * 1024]);
-                await call.RequestStream.WriteAsync(Batch("p", op));
-            }
-            await call.RequestStream.CompleteAsync();
-            while (await call.ResponseStream.MoveNext()) { }
-        }
+        await OneOpBatches.WriteAsync(s, auth, 24, "big", "d", 1024 * 1024);
         var before = GC.GetTotalMemory(forceFullCollection: true);
 
         var opened = new List<IDisposable>();
@@ -218,17 +208,7 @@ public sealed class SubscriberStallTests
         });
         var (_, live) = await s.NewShareAsync();
         var auth = LoopbackServer.Bearer(live.LiveRef);
-        using (var append = Stub(s.Channel).AppendOps(auth))
-        {
-            for (ulong i = 1; i <= 8; i++)
-            {
-                var op = Put(i, "d", "k" + i, "");
-                op.Put.Value = ByteString.CopyFrom(new byte[256 * 1024]);
-                await append.RequestStream.WriteAsync(Batch("p", op));
-            }
-            await append.RequestStream.CompleteAsync();
-            while (await append.ResponseStream.MoveNext()) { }
-        }
+        await OneOpBatches.WriteAsync(s, auth, 8, "d", "k", 256 * 1024);
 
         // The stream is opened and never read: the client's 64 KiB stream window fills with the first event.
         using var stalled = Stub(s.Channel).Subscribe(new SubscribeRequest { FromCursor = 1 }, auth);
@@ -239,5 +219,23 @@ public sealed class SubscriberStallTests
         using var reader = Stub(s.Channel).Subscribe(new SubscribeRequest { FromCursor = 8 }, auth);
         Assert.True(await reader.ResponseStream.MoveNext());
         Assert.Equal(8UL, reader.ResponseStream.Current.Op.Cursor);
+    }
+}
+
+/// <summary>Big documents written straight on the wire, one op per batch, for the read-side tests.</summary>
+internal static class OneOpBatches
+{
+    /// <summary>Puts <paramref name="count"/> documents of <paramref name="valueBytes"/> each, one op per batch, and waits for every ack.</summary>
+    public static async Task WriteAsync(LoopbackServer s, CallOptions auth, ulong count, string collection, string keyPrefix, int valueBytes)
+    {
+        using var call = Stub(s.Channel).AppendOps(auth);
+        for (ulong i = 1; i <= count; i++)
+        {
+            var op = Put(i, collection, keyPrefix + i, "");
+            op.Put.Value = ByteString.CopyFrom(new byte[valueBytes]);
+            await call.RequestStream.WriteAsync(Batch("p", op));
+        }
+        await call.RequestStream.CompleteAsync();
+        while (await call.ResponseStream.MoveNext()) { }
     }
 }

@@ -106,6 +106,8 @@ public sealed class ViewerBrowserTests(Chromium chromium, ITestOutputHelper outp
         var ownerRef = SturdyRef.Parse(await owner.EnsureShareAsync(server.Address, "bad-links"));
         var wrongSecret = new SturdyRef(ownerRef.Host, ownerRef.Port, false, ownerRef.ShareId, ownerRef.CapabilityId, new byte[32]);
         var noShare = new SturdyRef(ownerRef.Host, ownerRef.Port, false, "no_such_share", ownerRef.CapabilityId, new byte[32]);
+        var expired = (await owner.DelegateAsync(ownerRef.ToString(), [Right.Read], DateTimeOffset.UtcNow.AddSeconds(1))).SturdyRef;
+        await Wait.UntilAsync(() => RedeemRefusedAsExpired(owner, expired), TimeSpan.FromSeconds(30), "the one-second capability expired on the server");
         var view = server.Address + ShareRpcViewer.Path;
         (string Url, string Says)[] cases =
         [
@@ -113,6 +115,7 @@ public sealed class ViewerBrowserTests(Chromium chromium, ITestOutputHelper outp
             (view + "#sharerpc://not-a-ref", "not valid"),
             (ShareRpcViewer.LinkFor(wrongSecret.ToString()), "not valid here"),
             (ShareRpcViewer.LinkFor(noShare.ToString()), "Share not found"),
+            (ShareRpcViewer.LinkFor(expired), "This link has expired"),
         ];
         foreach (var (url, says) in cases)
         {
@@ -121,6 +124,19 @@ public sealed class ViewerBrowserTests(Chromium chromium, ITestOutputHelper outp
             var notice = await page.NoticeAsync();
             Assert.True(notice.Contains(says, StringComparison.Ordinal), $"{url}: expected a notice saying '{says}', got '{notice}'");
             Assert.DoesNotContain(wrongSecret.ToString()[(wrongSecret.ToString().IndexOf('#') + 1)..], notice, StringComparison.Ordinal);
+        }
+    }
+
+    private static async Task<bool> RedeemRefusedAsExpired(ShareRpcClient client, string sturdyRef)
+    {
+        try
+        {
+            await client.RedeemAsync(sturdyRef);
+            return false;
+        }
+        catch (ShareRpcCallException ex) when (ex.Reason == Reasons.CapabilityExpired)
+        {
+            return true;
         }
     }
 

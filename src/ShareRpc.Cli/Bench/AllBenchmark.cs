@@ -24,11 +24,13 @@ internal static class AllBenchmark
         long DedupeOps,
         long RecoveryOps,
         long FanoutOps,
-        long[] MemorySizes)
+        long[] MemorySizes,
+        double ProducerSeconds,
+        long AppendOps)
     {
         public static Settings For(bool quick, bool dedupe10M, bool memory10M) => quick
-            ? new Settings(true, 1, 0.75, 1, 30_000, 1.5, [0, 100_000], 20_000, 50_000, 2_000, [100_000])
-            : new Settings(false, 5, 3, 5, 500_000, 10, dedupe10M ? [0, 1_000_000, 10_000_000] : [0, 1_000_000], 200_000, 1_000_000, 50_000, memory10M ? [1_000_000, 10_000_000] : [1_000_000]);
+            ? new Settings(true, 1, 0.75, 1, 30_000, 1.5, [0, 100_000], 20_000, 50_000, 2_000, [100_000], 2, 20_000)
+            : new Settings(false, 5, 3, 5, 500_000, 10, dedupe10M ? [0, 1_000_000, 10_000_000] : [0, 1_000_000], 200_000, 1_000_000, 50_000, memory10M ? [1_000_000, 10_000_000] : [1_000_000], 10, 1_000_000);
     }
 
     public static async Task<JsonObject> RunAsync(Settings settings, string command, TextWriter log, CancellationToken ct, string? postgres = null)
@@ -48,6 +50,8 @@ internal static class AllBenchmark
         var recovery = await ScaleBenchmarks.RecoveryAsync(settings.RecoveryOps, ValueBytes, log, ct);
         var fanout = await ScaleBenchmarks.FanoutAsync(settings.FanoutOps, [1, 10, 100], ValueBytes, log, ct);
         var memory = await ScaleBenchmarks.MemoryAsync(settings.MemorySizes, ValueBytes, log, ct);
+        var producer = await ProducerBenchmarks.ProducerAsync(TimeSpan.FromSeconds(settings.ProducerSeconds), ValueBytes, log, ct);
+        var append = await ProducerBenchmarks.AppendAsync(settings.AppendOps, ValueBytes, log, ct);
         var wall = total.Elapsed.TotalSeconds;
 
         var at1k = durable.Loads.First(l => l.OfferedOpsPerSecond == 1_000);
@@ -63,6 +67,9 @@ internal static class AllBenchmark
             new($"dedupe@{Size(settings.DedupeSizes[^1])} ≥ 0.8× empty", $"{dedupe.Ratio:0.00}×", dedupe.Ratio >= 0.8, settings.DedupeSizes[^1] < 10_000_000 ? "10M needs --dedupe-10m" : null),
             new($"{Size(settings.RecoveryOps)}-op recovery ≤ 30 s", $"{recovery.RecoverySeconds:0.0} s", recovery.RecoverySeconds <= 30, settings.RecoveryOps < 1_000_000 ? "target is for 1M" : null),
             new("duplicates applied = 0", $"{recovery.DuplicatesApplied}", recovery.DuplicatesApplied == 0),
+            new("sequential producer ≥ 0.8× the 1-row commit rate", $"{producer.RatioToCommit1Row:0.00}×", producer.RatioToCommit1Row >= 0.8),
+            new("sequential producer ≥ 8 ops per batch", $"{producer.OpsPerBatch:0.0}", producer.OpsPerBatch >= 8),
+            new($"CLI append of {Size(settings.AppendOps)} ≥ 0.7× durable saturation", $"{append.OpsPerSecond / durableRate:0.00}×", append.OpsPerSecond >= 0.7 * durableRate, settings.AppendOps < 1_000_000 ? "target is for 1M" : null),
             new($"client RSS ≤ 200 MiB with {Size(largestMemory.PendingOps)} pending", $"{largestMemory.PeakRssMib:0} MiB", largestMemory.PeakRssMib <= 200, largestMemory.PendingOps < 10_000_000 ? "target is for 10M (--memory-10m)" : null),
         };
 
@@ -90,6 +97,13 @@ internal static class AllBenchmark
             ["duplicates_applied"] = recovery.DuplicatesApplied,
             ["fanout_delivered_ops_per_s"] = new JsonObject(fanout.Cases.Select(c => KeyValuePair.Create(c.Subscribers.ToString(CultureInfo.InvariantCulture), (JsonNode?)c.DeliveredOpsPerSecond))),
             ["client_peak_rss_mib"] = new JsonObject(memory.Cases.Select(c => KeyValuePair.Create(c.PendingOps.ToString(CultureInfo.InvariantCulture), (JsonNode?)c.PeakRssMib))),
+            ["producer_ops_per_s"] = producer.ProducerOpsPerSecond,
+            ["producer_ops_per_batch"] = producer.OpsPerBatch,
+            ["commit_1row_per_s"] = producer.Commit1RowPerSecond,
+            ["ratio_producer_over_commit_1row"] = producer.RatioToCommit1Row,
+            ["cli_append_ops"] = append.Ops,
+            ["cli_append_ops_per_s"] = append.OpsPerSecond,
+            ["ratio_cli_append_over_durable"] = BenchSupport.R(append.OpsPerSecond / durableRate, 3),
             ["ratio_durable_over_raw"] = BenchSupport.R(durableRate / wire.DuplexMessagesPerSecond, 3),
             ["ratio_durable_over_naive"] = BenchSupport.R(durableRate / naive.Sequential.OpsPerSecond, 2),
             ["ratio_durable_over_naive_16"] = BenchSupport.R(durableRate / naive.Concurrent.OpsPerSecond, 2),
@@ -115,6 +129,8 @@ internal static class AllBenchmark
                 ["recovery"] = JsonSerializer.SerializeToNode(recovery, BenchSupport.Json),
                 ["fanout"] = JsonSerializer.SerializeToNode(fanout, BenchSupport.Json),
                 ["memory"] = JsonSerializer.SerializeToNode(memory, BenchSupport.Json),
+                ["producer"] = JsonSerializer.SerializeToNode(producer, BenchSupport.Json),
+                ["append"] = JsonSerializer.SerializeToNode(append, BenchSupport.Json),
             },
         };
         log.WriteLine($"done in {wall:0.0} s");
@@ -202,6 +218,9 @@ internal static class AllBenchmark
             sb.AppendLine(CultureInfo.InvariantCulture, $"| 8. client peak RSS, {c!["pending_ops"]!.GetValue<long>():N0} pending ops | {c["peak_rss_mib"]!.GetValue<double>():0} MiB | {c["bytes_per_pending_op"]!.GetValue<double>():0} B per pending op |");
         }
 
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| 9. outbox alone, 1-op commits one after another (fsync each) | {D("commit_1row_per_s"):N0} commits/s | ceiling of a sequential caller |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| 9. sequential producer (one task awaiting each `PutAsync`) | {D("producer_ops_per_s"):N0} ops/s acked, {D("producer_ops_per_batch"):0.0} ops per batch | {D("ratio_producer_over_commit_1row"):0.00}× the 1-row commit rate |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| 10. `sharerpc append --file` of {r["cli_append_ops"]!.GetValue<long>():N0} puts | {D("cli_append_ops_per_s"):N0} ops/s | {D("ratio_cli_append_over_durable"):0.00}× durable saturation |");
         sb.AppendLine();
         sb.AppendLine("| target | measured | status |");
         sb.AppendLine("| --- | ---: | --- |");

@@ -5,7 +5,7 @@ using ShareRpc.Cli.Bench;
 namespace ShareRpc.Cli.Commands;
 
 /// <summary>
-/// <c>sharerpc bench all | wire | storage | naive | durable | dedupe | recovery | replay | fanout | memory</c>:
+/// <c>sharerpc bench all | wire | storage | naive | durable | dedupe | recovery | replay | fanout | memory | producer | append</c>:
 /// measurements on loopback, each figure next to a baseline from the same run.
 /// </summary>
 internal static class BenchCommand
@@ -196,6 +196,29 @@ internal static class BenchCommand
             return 0;
         });
         bench.Subcommands.Add(memory);
+
+        // producer, append (issue 14)
+        var producerSeconds = new Option<double>("--seconds") { Description = "Measured seconds of the sequential producer (and of the 1-row commit baseline).", DefaultValueFactory = _ => 10 };
+        var producerLinger = new Option<int?>("--linger-ms") { Description = "Client Linger to measure (default: the SDK's)." };
+        var producerOut = OutOption();
+        var producer = new Command("producer", "One task awaiting each PutAsync: acked ops/s and ops per batch, against the outbox's 1-row commit rate.") { producerSeconds, producerLinger, producerOut };
+        producer.SetAction(async (parse, ct) =>
+        {
+            DurableBenchmark.LingerMs = parse.GetValue(producerLinger);
+            await WriteJsonAsync(parse.GetValue(producerOut), await ProducerBenchmarks.ProducerAsync(TimeSpan.FromSeconds(parse.GetValue(producerSeconds)), 1024, Console.Out, ct), ct);
+            return 0;
+        });
+        bench.Subcommands.Add(producer);
+
+        var appendOps = new Option<long>("--ops") { Description = "Put lines in the input file.", DefaultValueFactory = _ => 1_000_000 };
+        var appendOut = OutOption();
+        var append = new Command("append", "sharerpc append --file of N puts as a child process: ops/s from start to every ack.") { appendOps, appendOut };
+        append.SetAction(async (parse, ct) =>
+        {
+            await WriteJsonAsync(parse.GetValue(appendOut), await ProducerBenchmarks.AppendAsync(parse.GetValue(appendOps), 1024, Console.Out, ct), ct);
+            return 0;
+        });
+        bench.Subcommands.Add(append);
 
         // Hidden children.
         var data = new Option<DirectoryInfo>("--data") { Required = true };

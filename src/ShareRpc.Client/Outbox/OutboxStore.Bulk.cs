@@ -28,7 +28,10 @@ internal sealed partial class OutboxStore
     /// server would answer DUPLICATE for it), and reported. Sets each new op's seq (and its id,
     /// UUIDv7, when empty) on the given objects. All or nothing: an error leaves none of them durable.
     /// </summary>
-    public Task<BulkEnqueued[]> EnqueueBulkAsync(string shareId, IReadOnlyList<Op> ops)
+    /// <param name="shareId">The share whose producer takes the seqs.</param>
+    /// <param name="ops">The ops, in order; each new one gets its seq (and id) set.</param>
+    /// <param name="refuseSetAside">An op id set aside here throws <see cref="ArgumentException"/> (and nothing is durable) instead of being reported.</param>
+    public Task<BulkEnqueued[]> EnqueueBulkAsync(string shareId, IReadOnlyList<Op> ops, bool refuseSetAside = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(shareId);
         ArgumentNullException.ThrowIfNull(ops);
@@ -53,6 +56,11 @@ internal sealed partial class OutboxStore
 
                 if (_hasSetAside && IsSetAside(op.OpId, tx))
                 {
+                    if (refuseSetAside)
+                    {
+                        throw new ArgumentException($"Op id {op.OpId} is set aside in this outbox: retry or drop it (ShareWriter.RetryPoisonOpAsync).", nameof(ops));
+                    }
+
                     results[i] = new BulkEnqueued(0, BulkOutcome.SetAside);
                     continue;
                 }

@@ -35,6 +35,9 @@ internal sealed partial class ShareSender
 
         public int Acked;
 
+        /// <summary>The last batch sealed on this stream was full: more are waiting, so nothing lingers.</summary>
+        public bool LastSealFull;
+
         public bool Idle
         {
             get
@@ -151,13 +154,22 @@ internal sealed partial class ShareSender
             return next;
         }
 
-        if (state.Idle && _client.Options.Linger > TimeSpan.Zero)
+        if (!state.LastSealFull)
         {
-            // Nothing in flight: give concurrent producers a moment to fill the batch.
-            await Task.Delay(_client.Options.Linger, _client.Options.TimeProvider, state.Cts.Token).ConfigureAwait(false);
+            await LingerAsync(state).ConfigureAwait(false);
         }
 
-        return await Outbox.SealNextBatchAsync(ShareId).ConfigureAwait(false);
+        var batch = await Outbox.SealNextBatchAsync(ShareId).ConfigureAwait(false);
+        // A full batch means a backlog (a replay, a bulk enqueue): the next one is sealed at once.
+        // Nothing to seal means no backlog: the next op may linger again.
+        state.LastSealFull = batch is not null
+            && (batch.OpCount >= _client.Options.Outbox.MaxBatchOps || batch.RequestBytes.Length >= _client.Options.Outbox.MaxBatchBytes / 2);
+        if (batch is not null)
+        {
+            TookUnsealed(batch.OpCount);
+        }
+
+        return batch;
     }
 
     /// <summary>Reads acks until the stream ends; however it ends, the writing side stops too.</summary>

@@ -51,8 +51,14 @@ internal sealed partial class ShareSender : IAsyncDisposable
 
     private string ShareId => _sturdyRef.ShareId;
 
-    public void NotifyWork()
+    /// <summary>Ops were made durable (or set aside ops retried): wake the sender; <paramref name="ops"/> and <paramref name="bytes"/> feed the linger (ShareSender.Linger.cs).</summary>
+    public void NotifyWork(int ops = 0, long bytes = 0)
     {
+        if (ops > 0)
+        {
+            CountUnsealed(ops, bytes);
+        }
+
         if (_work.CurrentCount == 0)
         {
             _work.Release();

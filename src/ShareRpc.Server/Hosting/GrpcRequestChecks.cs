@@ -13,7 +13,8 @@ namespace ShareRpc.Server.Hosting;
 /// in front of the gRPC endpoints:
 /// <list type="bullet">
 /// <item>a <c>content-type</c> that claims gRPC but is not <c>application/grpc[+proto]</c> (or
-/// gRPC-Web's) is HTTP 415: Grpc.AspNetCore would parse <c>application/grpc+json</c> as protobuf;</item>
+/// gRPC-Web's) is HTTP 415 with INVALID_ARGUMENT: Grpc.AspNetCore would parse <c>application/grpc+json</c> as protobuf;</item>
+/// <item>a plain gRPC call over HTTP/1.1 is HTTP 426 with UNIMPLEMENTED (Grpc.AspNetCore's 426 says INTERNAL);</item>
 /// <item>a malformed <c>grpc-timeout</c> is INVALID_ARGUMENT (PROTOCOL-HTTP2: 1–8 digits and a unit);
 /// Grpc.AspNetCore ignores it and runs the call without a deadline;</item>
 /// <item>a request whose framing is broken (a truncated message, a second message on a unary call)
@@ -40,17 +41,30 @@ internal sealed class GrpcRequestChecks(RequestDelegate next, IOptions<ShareRpcS
     public Task InvokeAsync(HttpContext context)
     {
         var request = context.Request;
-        if (!HttpMethods.IsPost(request.Method) || request.ContentType is not { } contentType
-            || !contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase))
+        var contentType = request.ContentType ?? "";
+        if (!HttpMethods.IsPost(request.Method)
+            || (!contentType.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) && !IsGrpcPath(request.Path)))
         {
-            return next(context); // not a gRPC call: Grpc.AspNetCore answers 415 for gRPC paths itself
+            return next(context); // not a gRPC call (the viewer page, a health probe over GET)
         }
 
         var mediaType = contentType.Split(';', 2)[0].Trim();
         if (!s_grpcContentTypes.Contains(mediaType, StringComparer.OrdinalIgnoreCase))
         {
-            return RefuseAsync(context, StatusCodes.Status415UnsupportedMediaType, grpcStatus: 13,
+            // The client's error, so INVALID_ARGUMENT (3) beside the 415, never INTERNAL.
+            return RefuseAsync(context, StatusCodes.Status415UnsupportedMediaType, grpcStatus: 3,
                 $"Content-Type '{contentType}' is not supported: send application/grpc or application/grpc+proto");
+        }
+
+        if (HttpProtocol.IsHttp11(request.Protocol) && !mediaType.StartsWith("application/grpc-web", StringComparison.OrdinalIgnoreCase))
+        {
+            // Plain gRPC needs HTTP/2 (PROTOCOL-HTTP2); the cleartext port also speaks HTTP/1.1 for browsers
+            // (docs/decisions.md, "HTTP/1.1 and h2c on one cleartext port"). Grpc.AspNetCore would answer 426
+            // with INTERNAL; the transport is what the client chose, so UNIMPLEMENTED (12), as a not-supported call.
+            context.Response.Headers.Upgrade = request.IsHttps ? "h2" : "h2c";
+            context.Response.Headers.Connection = "Upgrade";
+            return RefuseAsync(context, StatusCodes.Status426UpgradeRequired, grpcStatus: 12,
+                "gRPC is served over HTTP/2 only (h2c with prior knowledge, or TLS with ALPN h2); browsers use gRPC-Web");
         }
 
         if (request.Headers.TryGetValue("grpc-timeout", out var timeout) && !IsValidTimeout(timeout))
@@ -84,6 +98,12 @@ internal sealed class GrpcRequestChecks(RequestDelegate next, IOptions<ShareRpcS
         }
         return Task.CompletedTask;
     }
+
+    /// <summary>The paths of the gRPC services MapShareRpc maps: a POST there is a gRPC call whatever its content-type says.</summary>
+    private static bool IsGrpcPath(PathString path) =>
+        path.StartsWithSegments("/" + Reasons.ServiceName)
+        || path.StartsWithSegments("/grpc.health.v1.Health")
+        || (path.Value is { } p && p.StartsWith("/grpc.reflection.", StringComparison.Ordinal));
 
     /// <summary>PROTOCOL-HTTP2: Timeout → TimeoutValue TimeoutUnit; TimeoutValue → {positive integer as ASCII string of at most 8 digits}.</summary>
     internal static bool IsValidTimeout(StringValues values)
