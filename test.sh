@@ -15,6 +15,9 @@ bash tests/postgres/setup.sh || { echo "test.sh: postgres setup failed"; echo "0
 # 1c. Debian's Chromium for the viewer's browser tests (tests/ShareRpc.Viewer.Tests).
 bash tests/viewer/setup.sh || { echo "test.sh: chromium setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
+# 1d. dotnet-counters as a global tool, for the real-process metrics test (tests/ShareRpc.Client.Tests/CountersTests.cs).
+bash tests/diagnostics/setup.sh || { echo "test.sh: dotnet-counters setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
 # 2. The contract lints clean under buf STANDARD (buf.yaml).
 buf=tests/conformance/node/node_modules/.bin/buf
 if ! "$buf" lint; then

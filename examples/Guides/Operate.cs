@@ -27,7 +27,13 @@ public static class Operate
         {
             if (instrument.Meter.Name == ShareRpcServerDiagnostics.MeterName) l.EnableMeasurementEvents(instrument);
         };
-        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => totals.AddOrUpdate(instrument.Name, value, (_, t) => t + value));
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            // sharerpc.server.ops is one counter tagged outcome = applied | duplicate | rejected.
+            var name = instrument.Name;
+            foreach (var tag in tags) if (tag.Key == "outcome") name += "{" + tag.Value + "}";
+            totals.AddOrUpdate(name, value, (_, t) => t + value);
+        });
         listener.Start();
         // endregion
 
@@ -95,10 +101,10 @@ public static class Operate
         // endregion
 
         listener.RecordObservableInstruments();
-        Console.WriteLine($"metrics: sharerpc.ops.applied {totals.GetValueOrDefault("sharerpc.ops.applied")}");
+        Console.WriteLine($"metrics: sharerpc.server.ops{{applied}} {totals.GetValueOrDefault("sharerpc.server.ops{applied}")}");
         var files = Directory.GetFiles(dataDir).Select(Path.GetFileName).Order().ToArray();
         Console.WriteLine("data dir: " + string.Join(" ", files));
-        return totals.GetValueOrDefault("sharerpc.ops.applied") >= 3 && sturdyRef.StartsWith("sharerpcs://", StringComparison.Ordinal) ? 0 : 1;
+        return totals.GetValueOrDefault("sharerpc.server.ops{applied}") >= 3 && sturdyRef.StartsWith("sharerpcs://", StringComparison.Ordinal) ? 0 : 1;
     }
 
     private static int FreePort()

@@ -3,7 +3,9 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Microsoft.Extensions.Logging;
 using ShareRpc.Client.Capabilities;
+using ShareRpc.Client.Diagnostics;
 using ShareRpc.Client.Outbox;
 using ShareRpc.Client.Subscribing;
 using ShareRpc.Client.Transport;
@@ -37,6 +39,9 @@ public sealed class ShareRpcClient : IAsyncDisposable
         Options.Validate();
         _channels = new ChannelPool(Options.Channel, (Options.InitialBackoff, Options.MaxBackoff), handlerFactory);
         LiveRefs = new LiveRefCache(this);
+        Logger = Options.LoggerFactory.CreateLogger(ShareRpcClientDiagnostics.LoggerCategory);
+        Metrics = new ClientMetrics(Options.InstanceName
+            ?? (Options.OutboxPath is { } path ? Path.GetFullPath(path) : "pid " + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         _outbox = new Lazy<OutboxStore>(() => OutboxStore.Open(
             Options.OutboxPath ?? throw new InvalidOperationException("Set ShareRpcClientOptions.OutboxPath: writers and share creation need a durable outbox."),
             Options.Outbox,
@@ -49,6 +54,12 @@ public sealed class ShareRpcClient : IAsyncDisposable
     internal OutboxStore Outbox => _outbox.Value;
 
     internal LiveRefCache LiveRefs { get; }
+
+    /// <summary>The client's log (docs/design.md, "Diagnostics"): ClientLog's events.</summary>
+    internal ILogger Logger { get; }
+
+    /// <summary>The client's instruments on the meter ShareRpc.Client.</summary>
+    internal ClientMetrics Metrics { get; }
 
     /// <summary>
     /// Creates a share, idempotent on <paramref name="shareKey"/>: the intent and its owner secret
@@ -258,6 +269,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
         }
 
         _channels.Dispose();
+        Metrics.Dispose();
     }
 
     /// <summary>The call invoker of the channel to <paramref name="address"/> (one channel per server).</summary>
@@ -284,9 +296,15 @@ public sealed class ShareRpcClient : IAsyncDisposable
     {
         ulong lastEpoch = 0;
         var stalled = 0;
+        string? redeemedFor = null;
         for (var attempt = 0; ; attempt++)
         {
             var live = await LiveRefs.GetAsync(sturdyRef, forceRedeem: attempt > 0, cancellationToken).ConfigureAwait(false);
+            if (redeemedFor is not null)
+            {
+                ClientLog.Redeemed(Logger, sturdyRef.ShareId, redeemedFor, ClientLog.Redacted(sturdyRef), live.Epoch);
+            }
+
             var progressed = live.Epoch > lastEpoch;
             lastEpoch = Math.Max(lastEpoch, live.Epoch);
             try
@@ -299,6 +317,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
                 if (typed.IsRedeemable && (attempt == 0
                     || (typed.Reason == Reasons.EpochStale && attempt < MaxStaleRedeems && (progressed || stalled++ < 3))))
                 {
+                    redeemedFor = $"{typed.StatusCode} {typed.Reason}";
                     continue;
                 }
 

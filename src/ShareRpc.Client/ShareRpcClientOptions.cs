@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using ShareRpc.Client.Outbox;
 
 namespace ShareRpc.Client;
@@ -58,6 +60,19 @@ public sealed class ShareRpcClientOptions
     /// <summary>Where best-effort operations (AbortAsync) report their errors.</summary>
     public Action<Exception>? ErrorCallback { get; set; }
 
+    /// <summary>
+    /// Where the client's log events go (category <c>ShareRpc.Client</c>, event ids 2000–2099:
+    /// reconnects, redeems, sender stops, poison ops, replays, compaction). Nothing by default;
+    /// <c>AddShareRpcClient</c> takes the host's. No event holds a secret or a live ref.
+    /// </summary>
+    public ILoggerFactory LoggerFactory { get; set; } = NullLoggerFactory.Instance;
+
+    /// <summary>
+    /// This client's name in the <c>sharerpc.instance</c> tag of its metrics. Default: the outbox
+    /// file's full path (one sending process per file), else the process id.
+    /// </summary>
+    public string? InstanceName { get; set; }
+
     /// <summary>Every broken setting, named with its value; empty when the options are usable.</summary>
     internal List<string> Problems()
     {
@@ -70,6 +85,7 @@ public sealed class ShareRpcClientOptions
         if (LiveRefRefreshMargin < TimeSpan.Zero) problems.Add($"LiveRefRefreshMargin must be >= 0 (was {LiveRefRefreshMargin}).");
         if (SubscribeGiveUpAfter <= TimeSpan.Zero && SubscribeGiveUpAfter != Timeout.InfiniteTimeSpan) problems.Add($"SubscribeGiveUpAfter must be > 0 or infinite (was {SubscribeGiveUpAfter}).");
         if (TimeProvider is null) problems.Add("TimeProvider must be set.");
+        if (LoggerFactory is null) problems.Add("LoggerFactory must be set (NullLoggerFactory.Instance for none).");
         if (Limits is null) problems.Add("Limits must be set.");
         else problems.AddRange(Limits.Problems());
         if (Outbox is null) problems.Add("Outbox must be set.");

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Google.Protobuf;
+using ShareRpc.Client.Diagnostics;
 using ShareRpc.Client.Outbox;
 using ShareRpc.Client.Sending;
 using Sharerpc.V1;
@@ -49,6 +50,7 @@ public sealed class ShareWriter : IAsyncDisposable
     private readonly ConcurrentDictionary<string, TaskCompletionSource<OpOutcome>> _acks = new(StringComparer.Ordinal);
     private readonly Task<ProducerInfo> _producer;
     private readonly ShareSender _sender;
+    private readonly IDisposable _gauge;
     private ulong _ackedSeq;
     private int _setAsides;
 
@@ -59,6 +61,7 @@ public sealed class ShareWriter : IAsyncDisposable
         _producer = client.Outbox.EnsureProducerAsync(sturdyRef.ShareId, sturdyRef.ToString());
         _ = _producer.ContinueWith(t => RaiseAckedSeq(t.Result.AckedSeq), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
         _sender = new ShareSender(client, this, sturdyRef, _producer);
+        _gauge = client.Metrics.Track(new OutboxGauge(client.Outbox, sturdyRef.ShareId, client.Options.TimeProvider));
     }
 
     /// <summary>Raised once when the sender stops for good (PERMISSION_DENIED, NOT_FOUND, ...); the ops stay in the outbox.</summary>
@@ -119,8 +122,14 @@ public sealed class ShareWriter : IAsyncDisposable
         }
 
         OpValidator.Validate(op, _client.Options.Limits);
+        // The op carries the enqueue span's trace context inside its durable bytes (docs/design.md, "Diagnostics").
+        using var activity = ClientTracing.StartEnqueue(ShareId, 1);
+        ClientTracing.Stamp(op, activity);
         await _producer.ConfigureAwait(false);
         var queued = await _client.Outbox.EnqueueAsync(ShareId, op).ConfigureAwait(false);
+        activity?.SetTag("sharerpc.op.id", queued.OpId);
+        activity?.SetTag("sharerpc.op.seq", queued.Seq);
+        _client.Metrics.OpsEnqueued(1);
         _sender.NotifyWork(1, op.CalculateSize());
         return new PendingOp(this, queued.OpId, queued.Seq);
     }
@@ -144,7 +153,6 @@ public sealed class ShareWriter : IAsyncDisposable
         }
 
         var copies = new Op[ops.Count];
-        long bytes = 0;
         for (var i = 0; i < ops.Count; i++)
         {
             copies[i] = (ops[i] ?? throw new ArgumentNullException(nameof(ops), $"ops[{i}] is null.")).Clone();
@@ -156,8 +164,6 @@ public sealed class ShareWriter : IAsyncDisposable
             {
                 throw new InvalidOpException($"ops[{i}].{ex.Field}", ex.Message[(ex.Field.Length + 2)..]);
             }
-
-            bytes += copies[i].CalculateSize();
         }
 
         if (copies.Length == 0)
@@ -165,8 +171,18 @@ public sealed class ShareWriter : IAsyncDisposable
             return [];
         }
 
+        // One producer span for the whole call: every op carries its context in its durable bytes (docs/design.md, "Diagnostics").
+        using var activity = ClientTracing.StartEnqueue(ShareId, copies.Length);
+        long bytes = 0;
+        foreach (var op in copies)
+        {
+            ClientTracing.Stamp(op, activity);
+            bytes += op.CalculateSize();
+        }
+
         await _producer.ConfigureAwait(false);
         var results = await _client.Outbox.EnqueueBulkAsync(ShareId, copies, refuseSetAside: true).ConfigureAwait(false);
+        _client.Metrics.OpsEnqueued(copies.Length);
         _sender.NotifyWork(copies.Length, bytes);
         var pending = new PendingOp[copies.Length];
         for (var i = 0; i < copies.Length; i++)
@@ -188,8 +204,16 @@ public sealed class ShareWriter : IAsyncDisposable
             OpValidator.Validate(op, _client.Options.Limits);
         }
 
+        // One producer span for the whole bulk: every op carries its context.
+        using var activity = ClientTracing.StartEnqueue(ShareId, ops.Count);
+        foreach (var op in ops)
+        {
+            ClientTracing.Stamp(op, activity);
+        }
+
         await _producer.ConfigureAwait(false);
         var results = await _client.Outbox.EnqueueBulkAsync(ShareId, ops).ConfigureAwait(false);
+        _client.Metrics.OpsEnqueued(ops.Count);
         _sender.NotifyWork(ops.Count, ops.Sum(op => (long)op.CalculateSize()));
         return results;
     }
@@ -242,7 +266,11 @@ public sealed class ShareWriter : IAsyncDisposable
             _sender.StopError is not null);
     }
 
-    public ValueTask DisposeAsync() => _sender.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        _gauge.Dispose();
+        await _sender.DisposeAsync().ConfigureAwait(false);
+    }
 
     /// <summary>Registers a waiter, then asks the outbox: an ack recorded before the waiter existed is not missed.</summary>
     internal async Task<OpOutcome> WaitForAckAsync(string opId, ulong seq)

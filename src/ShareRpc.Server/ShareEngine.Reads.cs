@@ -5,6 +5,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using ShareRpc.Server.Apply;
 using ShareRpc.Server.Capabilities;
+using ShareRpc.Server.Diagnostics;
 using ShareRpc.Server.Storage;
 using ShareRpc.Server.Subscribe;
 using Sharerpc.V1;
@@ -152,9 +153,9 @@ internal sealed partial class ShareEngine
         {
             Notifier.Unwatch(claims.ShareId, signal);
             await reader.DisposeAsync().ConfigureAwait(false);
+            Diagnostics.LimitReached(nameof(Limits.MaxSubscribersPerShare), Limits.MaxSubscribersPerShare, "subscribers", claims, "a Subscribe was refused RESOURCE_EXHAUSTED");
             throw ShareRpcException.LimitExceeded("subscribe", nameof(Limits.MaxSubscribersPerShare), Limits.MaxSubscribersPerShare, "subscribers", signal.Subscribers + 1);
         }
-        Interlocked.Increment(ref s_openSubscribers);
         try
         {
             signal.ObserveEpoch(share.Epoch);
@@ -177,7 +178,6 @@ internal sealed partial class ShareEngine
         {
             signal.RemoveSubscriber();
             Notifier.Unwatch(claims.ShareId, signal);
-            Interlocked.Decrement(ref s_openSubscribers);
         }
     }
 
@@ -225,7 +225,7 @@ internal sealed partial class ShareEngine
             try
             {
                 IReadOnlyList<LogEntry> entries;
-                var (r, s) = await OpenAuthorizedAsync(claims, Rights.Read, ct).ConfigureAwait(false);
+                var (r, s) = await OpenFencedAsync(claims, ct).ConfigureAwait(false);
                 await using (r.ConfigureAwait(false))
                 {
                     head = s.Cursor;
@@ -290,7 +290,24 @@ internal sealed partial class ShareEngine
     private async Task EnsureFenceAsync(LiveRefClaims claims, ShareSignal signal, CancellationToken ct)
     {
         if (signal.Epoch <= claims.Epoch) return;
-        var (reader, _) = await OpenAuthorizedAsync(claims, Rights.Read, ct).ConfigureAwait(false); // throws revoked / epoch-stale
+        var (reader, _) = await OpenFencedAsync(claims, ct).ConfigureAwait(false); // throws revoked / epoch-stale
         await reader.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A read view of an open Subscribe stream: a revoke since the stream began ends it here (the
+    /// fence), counted and logged as such — unlike a Subscribe refused when it starts.
+    /// </summary>
+    private async Task<(IShareReader Reader, ShareRecord Share)> OpenFencedAsync(LiveRefClaims claims, CancellationToken ct)
+    {
+        try
+        {
+            return await OpenAuthorizedAsync(claims, Rights.Read, ct).ConfigureAwait(false);
+        }
+        catch (ShareRpcException e) when (e.Reason is Reasons.Revoked or Reasons.EpochStale)
+        {
+            Diagnostics.Fenced(StreamKinds.Subscribe, claims, e);
+            throw;
+        }
     }
 }

@@ -1,12 +1,13 @@
 using ShareRpc.Server.Apply;
 using ShareRpc.Server.Capabilities;
+using ShareRpc.Server.Diagnostics;
 
 namespace ShareRpc.Server;
 
 /// <summary>
 /// Open AppendOps and Subscribe streams: counted per capability so that one holder cannot take
-/// every stream slot of a share (docs/design.md, "Limits": streams per capability), and in the
-/// <c>sharerpc.streams.open</c> metric.
+/// every stream slot of a share (docs/design.md, "Limits": streams per capability), and by kind in
+/// the <c>sharerpc.server.streams</c> metric (docs/operate.md).
 /// </summary>
 internal sealed partial class ShareEngine
 {
@@ -36,12 +37,13 @@ internal sealed partial class ShareEngine
         {
             var open = _streamsPerCapability.GetValueOrDefault(cap);
             if (open >= Limits.MaxStreamsPerCapability)
+            {
+                Diagnostics.LimitReached(nameof(Limits.MaxStreamsPerCapability), Limits.MaxStreamsPerCapability, "streams", claims, $"a {method} stream was refused RESOURCE_EXHAUSTED");
                 throw ShareRpcException.LimitExceeded("stream", nameof(Limits.MaxStreamsPerCapability), Limits.MaxStreamsPerCapability, "streams", open + 1);
+            }
             _streamsPerCapability[cap] = open + 1;
         }
-        var tag = new KeyValuePair<string, object?>("rpc.method", method);
-        s_openStreams.Add(1, tag);
-        return new StreamSlot(this, cap, tag);
+        return new StreamSlot(this, cap, Diagnostics.Metrics.StreamOpened(method == "AppendOps" ? StreamKinds.Append : StreamKinds.Subscribe));
     }
 
     private long _stalledSubscribers;
@@ -49,7 +51,12 @@ internal sealed partial class ShareEngine
     /// <summary>Subscribe streams cut off for taking no event within SubscriberStallTimeout (tests, metrics).</summary>
     public long StalledSubscribers => Interlocked.Read(ref _stalledSubscribers);
 
-    internal void CountStalledSubscriber() => Interlocked.Increment(ref _stalledSubscribers);
+    /// <summary>A Subscribe stream of <paramref name="claims"/> cut off for taking no event within SubscriberStallTimeout: counted, and logged as a limit.</summary>
+    internal void CountStalledSubscriber(LiveRefClaims claims)
+    {
+        Interlocked.Increment(ref _stalledSubscribers);
+        Diagnostics.LimitReached(nameof(ShareRpcServerOptions.SubscriberStallTimeout), (long)Options.SubscriberStallTimeout.TotalMilliseconds, "ms", claims, "a Subscribe stream that took no event was ended");
+    }
 
     private void CloseStream(string capabilityId)
     {
@@ -61,14 +68,14 @@ internal sealed partial class ShareEngine
         }
     }
 
-    private sealed class StreamSlot(ShareEngine engine, string capabilityId, KeyValuePair<string, object?> tag) : IDisposable
+    private sealed class StreamSlot(ShareEngine engine, string capabilityId, IDisposable metric) : IDisposable
     {
         private int _disposed;
 
         public void Dispose()
         {
             if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-            s_openStreams.Add(-1, tag);
+            metric.Dispose();
             engine.CloseStream(capabilityId);
         }
     }

@@ -1,8 +1,8 @@
 using System.Diagnostics;
-using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using System.Text;
 using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging;
 using ShareRpc.Server.Apply;
 using ShareRpc.Server.Capabilities;
 using ShareRpc.Server.Diagnostics;
@@ -19,23 +19,12 @@ namespace ShareRpc.Server;
 /// </summary>
 internal sealed partial class ShareEngine : IAsyncDisposable
 {
-    private static readonly Meter s_meter = new(ShareRpcServerDiagnostics.MeterName);
-    private static readonly ActivitySource s_activity = new(ShareRpcServerDiagnostics.ActivitySourceName);
-    private static readonly Counter<long> s_opsApplied = s_meter.CreateCounter<long>("sharerpc.ops.applied", "{op}");
-    private static readonly Counter<long> s_opsDuplicate = s_meter.CreateCounter<long>("sharerpc.ops.duplicate", "{op}");
-    private static readonly Counter<long> s_opsRejected = s_meter.CreateCounter<long>("sharerpc.ops.rejected", "{op}");
-    private static readonly Histogram<double> s_batchLatency = s_meter.CreateHistogram<double>("sharerpc.batch.commit_latency", "ms");
-    private static readonly UpDownCounter<long> s_openStreams = s_meter.CreateUpDownCounter<long>("sharerpc.streams.open", "{stream}");
-    private static int s_openSubscribers;
-    private static readonly ObservableGauge<int> s_subscribersGauge =
-        s_meter.CreateObservableGauge("sharerpc.subscribers", () => Volatile.Read(ref s_openSubscribers), "{subscriber}");
-
     private readonly IShareStore _store;
     private readonly bool _ownsStore;
     private readonly LiveRefAuthority _authority;
     private readonly TimeProvider _clock;
 
-    public ShareEngine(IShareStore store, byte[] serverKey, ShareRpcServerOptions options, TimeProvider? clock = null, bool ownsStore = true)
+    public ShareEngine(IShareStore store, byte[] serverKey, ShareRpcServerOptions options, TimeProvider? clock = null, bool ownsStore = true, ILoggerFactory? loggerFactory = null)
     {
         options.Validate();
         _store = store;
@@ -47,6 +36,11 @@ internal sealed partial class ShareEngine : IAsyncDisposable
             options.MaxWritesPerCommit, options.MaxOpsPerCommit, options.MaxBytesPerCommit,
             options.MaxQueuedWrites, options.MaxQueuedWriteBytes, options.MaxCommitAttempts), options.Faults);
         ReadBudget = new ByteBudget(options.MaxBufferedReadBytes, nameof(options.MaxBufferedReadBytes));
+        // Logs and metrics per engine, not per process (docs/design.md, "Diagnostics").
+        StoreHealth = new StoreHealth(store, _clock, () => Diagnostics!);
+        Diagnostics = new ServerDiagnostics(loggerFactory, _clock, () => Committer.QueuedCount, () => StoreHealth.Up);
+        Committer.Retried += Diagnostics.CommitRetried;
+        Committer.Failed += Diagnostics.CommitFailed;
         if (store is IShareChangeFeed feed)
         {
             // Commits by other server processes on the same database wake this process's
@@ -65,13 +59,19 @@ internal sealed partial class ShareEngine : IAsyncDisposable
     }
 
     /// <summary>Opens the embedded SQLite store and the server key in <see cref="ShareRpcServerOptions.DataDirectory"/>.</summary>
-    public static ShareEngine OpenSqlite(ShareRpcServerOptions options, TimeProvider? clock = null)
+    public static ShareEngine OpenSqlite(ShareRpcServerOptions options, TimeProvider? clock = null, ILoggerFactory? loggerFactory = null)
     {
         options.Validate();
         var key = options.LoadServerKey();
         var store = SqliteShareStore.Open(options.DataDirectory, options.FsyncEveryCommit);
-        return new ShareEngine(store, key, options, clock);
+        return new ShareEngine(store, key, options, clock, ownsStore: true, loggerFactory);
     }
+
+    /// <summary>This engine's logs and metrics.</summary>
+    public ServerDiagnostics Diagnostics { get; }
+
+    /// <summary>Whether the store answers (the health check's probe).</summary>
+    public StoreHealth StoreHealth { get; }
 
     public ShareRpcServerOptions Options { get; }
     public GroupCommitter Committer { get; }
@@ -117,6 +117,7 @@ internal sealed partial class ShareEngine : IAsyncDisposable
         }
         var now = _clock.GetUtcNow();
         var result = await Committer.SubmitAsync((tx, c) => CapabilityOps.CreateShareAsync(tx, req, endpoint, now, c), ct).ConfigureAwait(false);
+        Diagnostics.ShareCreated(result.Response);
         return result.Response;
     }
 
@@ -159,6 +160,7 @@ internal sealed partial class ShareEngine : IAsyncDisposable
             LiveRefExpiresAt = Timestamp.FromDateTimeOffset(expires),
         };
         response.Rights.AddRange(cap.Rights.ToProto());
+        Diagnostics.Redeemed(claims);
         return response;
     }
 
@@ -180,25 +182,46 @@ internal sealed partial class ShareEngine : IAsyncDisposable
     public async Task<Task<AppendOpsResponse>> EnqueueAppendAsync(LiveRefClaims claims, AppendOpsRequest batch, CancellationToken ct = default, long bytes = 0)
     {
         BatchValidator.Validate(batch, Limits);
-        var started = Stopwatch.GetTimestamp();
-        var committed = await Committer.EnqueueAsync(
-            (tx, c) => BatchApplier.ApplyAsync(tx, claims, batch, _clock.GetUtcNow(), c, Stats), ct,
-            claims.ShareId, batch.Ops.Count, bytes > 0 ? bytes : batch.CalculateSize()).ConfigureAwait(false);
-        return Completed(committed, started, batch.Ops.Count);
+        var started = _clock.GetTimestamp();
+        var activity = ServerTracing.StartApply(claims, batch); // links to each op's producer span (docs/design.md, "Diagnostics")
+        try
+        {
+            var committed = await Committer.EnqueueAsync(
+                (tx, c) => BatchApplier.ApplyAsync(tx, claims, batch, _clock.GetUtcNow(), c, Stats), ct,
+                claims.ShareId, batch.Ops.Count, bytes > 0 ? bytes : batch.CalculateSize()).ConfigureAwait(false);
+            return Completed(committed, started, activity);
+        }
+        catch (Exception e)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            activity?.Dispose();
+            throw;
+        }
     }
 
-    private async Task<AppendOpsResponse> Completed(Task<BatchOutcome> committed, long started, int ops)
+    private async Task<AppendOpsResponse> Completed(Task<BatchOutcome> committed, long started, Activity? activity)
     {
-        using var activity = s_activity.StartActivity("sharerpc.batch");
-        activity?.SetTag("sharerpc.ops", ops);
-        var outcome = await committed.ConfigureAwait(false);
-        s_batchLatency.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        if (outcome.Applied > 0) s_opsApplied.Add(outcome.Applied);
-        if (outcome.Duplicates > 0) s_opsDuplicate.Add(outcome.Duplicates);
-        if (outcome.Rejected > 0) s_opsRejected.Add(outcome.Rejected);
-        if (outcome.Applied > 0) Notifier.Publish(outcome.ShareId, outcome.Cursor, 0);
-        activity?.SetTag("sharerpc.cursor", outcome.Cursor);
-        return outcome.Response;
+        using (activity)
+        {
+            BatchOutcome outcome;
+            try
+            {
+                outcome = await committed.ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+                throw;
+            }
+
+            Diagnostics.Metrics.BatchCommitted(_clock.GetElapsedTime(started), outcome.Applied, outcome.Duplicates, outcome.Rejected);
+            if (outcome.Applied > 0) Notifier.Publish(outcome.ShareId, outcome.Cursor, 0);
+            activity?.SetTag("sharerpc.cursor", outcome.Cursor);
+            activity?.SetTag("sharerpc.ops.applied", outcome.Applied);
+            activity?.SetTag("sharerpc.ops.duplicate", outcome.Duplicates);
+            activity?.SetTag("sharerpc.ops.rejected", outcome.Rejected);
+            return outcome.Response;
+        }
     }
 
     // ------------------------------------------------------------------ Delegate / Revoke
@@ -216,7 +239,9 @@ internal sealed partial class ShareEngine : IAsyncDisposable
             catch (ArgumentOutOfRangeException) { throw ShareRpcException.InvalidArgument("expires_at", "is not a valid timestamp"); }
         }
         var now = _clock.GetUtcNow();
-        return await Committer.SubmitAsync((tx, c) => CapabilityOps.DelegateAsync(tx, claims, req, rights, endpoint, now, c), ct, claims.ShareId).ConfigureAwait(false);
+        var response = await Committer.SubmitAsync((tx, c) => CapabilityOps.DelegateAsync(tx, claims, req, rights, endpoint, now, c), ct, claims.ShareId).ConfigureAwait(false);
+        Diagnostics.Delegated(claims, response, rights);
+        return response;
     }
 
     public async Task<RevokeCapabilityResponse> RevokeAsync(LiveRefClaims claims, RevokeCapabilityRequest req, CancellationToken ct = default)
@@ -229,6 +254,7 @@ internal sealed partial class ShareEngine : IAsyncDisposable
         var result = await Committer.SubmitAsync((tx, c) => CapabilityOps.RevokeAsync(tx, claims, req, now, c), ct, claims.ShareId).ConfigureAwait(false);
         // Before returning: every open stream of this share learns the new epoch (the fence).
         Notifier.Publish(result.ShareId, 0, result.Epoch);
+        Diagnostics.Revoked(claims, result.Response);
         return result.Response;
     }
 
@@ -243,5 +269,6 @@ internal sealed partial class ShareEngine : IAsyncDisposable
         _feedStop.Dispose();
         await Committer.DisposeAsync().ConfigureAwait(false);
         if (_ownsStore) await _store.DisposeAsync().ConfigureAwait(false);
+        Diagnostics.Dispose();
     }
 }

@@ -63,7 +63,7 @@ public sealed class ExampleTests : IDisposable
                 "sturdy ref scheme: sharerpcs",
                 "create without the token: Unauthenticated (creator-token)",
                 "oversized value: ResourceExhausted (limit)",
-                "metrics: sharerpc.ops.applied 3",
+                "metrics: sharerpc.server.ops{applied} 3",
                 "data dir: server.key sharerpc.db sharerpc.db-shm sharerpc.db-wal",
             ],
             run.Lines);

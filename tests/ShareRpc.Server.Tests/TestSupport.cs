@@ -45,14 +45,15 @@ internal sealed class EngineFixture : IAsyncDisposable
         return f;
     }
 
-    public EngineFixture(Action<ShareRpcServerOptions>? configure = null, string? dir = null)
+    /// <param name="logs">Where the engine logs (tests/Shared LogSink.Factory), if anywhere.</param>
+    public EngineFixture(Action<ShareRpcServerOptions>? configure = null, string? dir = null, Microsoft.Extensions.Logging.ILoggerFactory? logs = null)
     {
         Dir = dir ?? Path.Combine(Path.GetTempPath(), "sharerpc-tests-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(Dir);
         Clock = new ManualClock(DateTimeOffset.UtcNow);
         Options = new ShareRpcServerOptions { DataDirectory = Dir };
         configure?.Invoke(Options);
-        Engine = ShareEngine.OpenSqlite(Options, Clock);
+        Engine = ShareEngine.OpenSqlite(Options, Clock, logs);
     }
 
     public string Dir { get; }

@@ -18,10 +18,12 @@ public sealed class PostgresTestServer : IAsyncDisposable
 
     private readonly string? _script;
     private readonly string? _dir;
+    private readonly int _port;
     private int _stopped;
 
-    private PostgresTestServer(string connectionString, string? script, string? dir)
+    private PostgresTestServer(string connectionString, string? script, string? dir, int port = 0)
     {
+        _port = port;
         ConnectionString = connectionString;
         _script = script;
         _dir = dir;
@@ -48,6 +50,16 @@ public sealed class PostgresTestServer : IAsyncDisposable
             return external;
         }
 
+        return await StartOwnAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Always a throwaway cluster of its own, even with <c>SHARERPC_TEST_PG</c> set: for tests that
+    /// stop and start the database (<see cref="HaltAsync"/>, <see cref="ResumeAsync"/>), which must
+    /// never stop the shared one.
+    /// </summary>
+    public static async Task<PostgresTestServer> StartOwnAsync(CancellationToken ct = default)
+    {
         var script = FindScript();
         var errors = new StringBuilder();
         for (var attempt = 1; attempt <= 3; attempt++)
@@ -58,7 +70,7 @@ public sealed class PostgresTestServer : IAsyncDisposable
             if (code == 0)
             {
                 var cs = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "";
-                var server = new PostgresTestServer(cs, script, dir);
+                var server = new PostgresTestServer(cs, script, dir, port);
                 try
                 {
                     await server.CheckAsync(ct).ConfigureAwait(false);
@@ -77,6 +89,22 @@ public sealed class PostgresTestServer : IAsyncDisposable
         throw new InvalidOperationException(
             $"Could not start a throwaway PostgreSQL with {script} (needs PostgreSQL server binaries, e.g. apt-get install postgresql). " +
             $"Or set {EnvVar} to a connection string of a server where the user may CREATE DATABASE.\n{errors}");
+    }
+
+    /// <summary>Stops the cluster this object started, keeping its data: a database outage.</summary>
+    public async Task HaltAsync()
+    {
+        if (_dir is null || _script is null) throw new InvalidOperationException("only a cluster of its own (StartOwnAsync) may be halted");
+        var (code, _, stderr) = await RunAsync(_script, ["halt", _dir], CancellationToken.None).ConfigureAwait(false);
+        if (code != 0) throw new InvalidOperationException($"pg-cluster.sh halt failed: {stderr}");
+    }
+
+    /// <summary>Starts a halted cluster again, on the same port and data.</summary>
+    public async Task ResumeAsync()
+    {
+        if (_dir is null || _script is null) throw new InvalidOperationException("only a cluster of its own (StartOwnAsync) may be resumed");
+        var (code, _, stderr) = await RunAsync(_script, ["start", _dir, _port.ToString(System.Globalization.CultureInfo.InvariantCulture)], CancellationToken.None).ConfigureAwait(false);
+        if (code != 0) throw new InvalidOperationException($"pg-cluster.sh start failed: {stderr}");
     }
 
     private async Task CheckAsync(CancellationToken ct)

@@ -21,14 +21,17 @@ public sealed class ServeProcess : IAsyncDisposable
     /// Starts <c>sharerpc serve --port PORT --data DATA_DIR [extra…]</c> and waits for its
     /// "listening on" line. Port 0 (default): a free port, chosen here so a restart can reuse it.
     /// </summary>
-    public static async Task<ServeProcess> StartAsync(string dataDir, int port = 0, params string[] extra)
+    public static Task<ServeProcess> StartAsync(string dataDir, int port = 0, params string[] extra) => StartAsync(dataDir, null, port, extra);
+
+    /// <summary>As <see cref="StartAsync(string, int, string[])"/>, with extra environment variables (OTEL_*, …).</summary>
+    public static async Task<ServeProcess> StartAsync(string dataDir, IReadOnlyDictionary<string, string>? environment, int port = 0, params string[] extra)
     {
         if (port == 0)
         {
             port = Ports.Free();
         }
 
-        var process = TestProcess.Start(RepoPaths.CliDll, ["serve", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", dataDir, .. extra], workingDirectory: null);
+        var process = TestProcess.Start(RepoPaths.CliDll, ["serve", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", dataDir, .. extra], workingDirectory: null, environment);
         try
         {
             var line = await process.WaitForLineAsync(l => l.StartsWith("listening on ", StringComparison.Ordinal), TimeSpan.FromSeconds(60));

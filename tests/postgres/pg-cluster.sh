@@ -3,6 +3,7 @@
 #
 #   pg-cluster.sh start DIR PORT   initdb DIR (if empty), start on 127.0.0.1:PORT, print a connection string
 #   pg-cluster.sh stop DIR         pg_ctl stop -m fast, remove DIR
+#   pg-cluster.sh halt DIR         pg_ctl stop -m fast, keep DIR (start DIR PORT brings it back)
 #
 # Both are idempotent. Run as root, the cluster belongs to the `postgres` OS user (initdb
 # refuses root). Trust authentication on 127.0.0.1 only; the unix socket lives in DIR.
@@ -10,7 +11,7 @@
 # PG_BIN overrides the binaries' folder (default: the newest /usr/lib/postgresql/*/bin).
 set -euo pipefail
 
-usage() { echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start DIR PORT | stop DIR | halt DIR" >&2; exit 2; }
 
 find_bin() {
   if [[ -n "${PG_BIN:-}" ]]; then echo "$PG_BIN"; return; fi
@@ -85,6 +86,13 @@ CONF
         as_owner "$BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null || true
       fi
       rm -rf "$dir"
+    fi
+    ;;
+  halt)
+    # A database outage, for tests of what a server does without its store (health NOT_SERVING).
+    data="$dir/data"
+    if [[ -f "$data/PG_VERSION" ]] && as_owner "$BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+      as_owner "$BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null
     fi
     ;;
   *) usage ;;

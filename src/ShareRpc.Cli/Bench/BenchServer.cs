@@ -45,27 +45,29 @@ internal static class BenchServer
         };
         meters.SetMeasurementEventCallback<double>((instrument, value, _, _) =>
         {
-            if (instrument.Name == "sharerpc.batch.commit_latency")
+            if (instrument.Name == ServerMetrics.CommitDuration)
             {
                 lock (s_commitLatency)
                 {
-                    s_commitLatency.Add(value);
+                    s_commitLatency.Add(value * 1000); // seconds on the instrument (UCUM "s"), milliseconds in the report
                 }
             }
         });
-        meters.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        meters.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
         {
-            if (instrument.Name == "sharerpc.ops.applied")
+            if (instrument.Name == ServerMetrics.Ops)
             {
-                Interlocked.Add(ref s_applied, value);
+                // The outcome tag: applied | duplicate | rejected.
+                foreach (var tag in tags)
+                {
+                    if (tag.Key != "outcome") continue;
+                    if (Equals(tag.Value, "applied")) Interlocked.Add(ref s_applied, value);
+                    else if (Equals(tag.Value, "duplicate")) Interlocked.Add(ref s_duplicate, value);
+                }
             }
-            else if (instrument.Name == "sharerpc.streams.open" && value > 0)
+            else if (instrument.Name == ServerMetrics.Streams && value > 0)
             {
                 Interlocked.Add(ref s_streams, value);
-            }
-            else if (instrument.Name == "sharerpc.ops.duplicate")
-            {
-                Interlocked.Add(ref s_duplicate, value);
             }
         });
         meters.Start();

@@ -17,9 +17,11 @@ internal static class ClientCommands
         var title = new Option<string>("--title") { Description = "Share title.", DefaultValueFactory = _ => "" };
         var creator = new Option<string?>("--creator-token") { Description = "Creator token, if the server requires one." };
         var command = new Command("create", "Create (or find again) the share for a key; prints its sturdy ref.") { server, key, outbox, title, creator };
+        var telemetryOptions = ClientTelemetry.Options.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
-            await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = parse.GetValue(outbox)!.FullName, CreatorToken = parse.GetValue(creator) });
+            using var telemetry = ClientTelemetry.Start(parse, telemetryOptions);
+            await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = parse.GetValue(outbox)!.FullName, CreatorToken = parse.GetValue(creator), LoggerFactory = telemetry.Loggers });
             var sturdy = await client.EnsureShareAsync(parse.GetValue(server)!, parse.GetValue(key)!, parse.GetValue(title)!, ct);
             Console.WriteLine(sturdy);
             return 0;
@@ -41,12 +43,15 @@ internal static class ClientCommands
             DefaultValueFactory = _ => 15,
         };
         var command = new Command("tail", "Print committed ops as JSON lines, then follow live ops.") { sturdyRef, from, count, giveUp };
+        var telemetryOptions = ClientTelemetry.Options.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
+            using var telemetry = ClientTelemetry.Start(parse, telemetryOptions);
             // A dead server is a clear error in bounded time, not a silent wait (the SDK's default is to retry forever).
             var seconds = parse.GetValue(giveUp);
             await using var client = new ShareRpcClient(new ShareRpcClientOptions
             {
+                LoggerFactory = telemetry.Loggers,
                 SubscribeGiveUpAfter = seconds > 0 ? TimeSpan.FromSeconds(seconds) : Timeout.InfiniteTimeSpan,
             });
             long printed = 0;

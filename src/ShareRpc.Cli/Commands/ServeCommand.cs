@@ -29,7 +29,13 @@ internal static class ServeCommand
         var key = new Option<FileInfo?>("--tls-key") { Description = "PEM private key for --tls-cert." };
         var creator = new Option<string?>("--creator-token") { Description = "Require this bearer token on CreateShare." };
         var endpoint = new Option<string?>("--public-endpoint") { Description = "HOST:PORT written into sturdy refs (default: the address clients dialed)." };
-        var command = new Command("serve", "Run the share server.") { port, host, data, store, pg, keyFile, cert, key, creator, endpoint };
+        var logFormat = new Option<string>("--log-format") { Description = "Console log lines: text (one line each) or json (one JSON object per line, for machines).", DefaultValueFactory = _ => "text" };
+        logFormat.AcceptOnlyFromAmong("text", "json");
+        var logLevel = new Option<LogLevel>("--log-level") { Description = "Least level logged to the console: Information shows shares, revokes, fences and drains (docs/operate.md).", DefaultValueFactory = _ => LogLevel.Warning };
+        var otlp = ServeTelemetry.EndpointOption("Export logs, metrics and traces by OTLP to this collector (e.g. http://127.0.0.1:4317). Nothing is exported without it.");
+        var otlpProtocol = new Option<string>("--otlp-protocol") { Description = "OTLP over grpc (port 4317) or http/protobuf (port 4318).", DefaultValueFactory = _ => "grpc" };
+        otlpProtocol.AcceptOnlyFromAmong("grpc", "http/protobuf");
+        var command = new Command("serve", "Run the share server.") { port, host, data, store, pg, keyFile, cert, key, creator, endpoint, logFormat, logLevel, otlp, otlpProtocol };
         command.SetAction(async (parse, ct) =>
         {
             X509Certificate2? certificate = null;
@@ -64,8 +70,7 @@ internal static class ServeCommand
                 certificate,
                 builder =>
                 {
-                    builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-                    builder.Logging.SetMinimumLevel(LogLevel.Warning);
+                    ServeTelemetry.Configure(builder, parse.GetValue(logFormat)!, parse.GetValue(logLevel), parse.GetValue(otlp), parse.GetValue(otlpProtocol)!);
                     // The host's "Hosting failed to start" error repeats, stack and all, the exception StartAsync
                     // throws, which Program.cs prints as one line (issue 13, item 12). Nothing else logs there.
                     builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);

@@ -1,4 +1,6 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using ShareRpc.Client;
 
@@ -44,7 +46,13 @@ public static class ShareRpcClientServiceCollectionExtensions
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(configure);
 
-        services.AddOptions<ShareRpcClientOptions>(name).Configure(configure).ValidateOnStart();
+        services.AddOptions<ShareRpcClientOptions>(name).Configure(configure)
+            // The host's logging, unless the app set a factory of its own (docs/design.md, "Diagnostics").
+            .PostConfigure<IServiceProvider>((o, sp) =>
+            {
+                if (o.LoggerFactory is NullLoggerFactory && sp.GetService<ILoggerFactory>() is { } hostLogging) o.LoggerFactory = hostLogging;
+            })
+            .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ShareRpcClientOptions>, ShareRpcClientOptionsValidator>());
 
         // The primary handler is the tuned SocketsHttpHandler unless the app configures another. A gRPC

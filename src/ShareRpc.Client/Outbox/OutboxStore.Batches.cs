@@ -7,9 +7,10 @@ namespace ShareRpc.Client.Outbox;
 /// <summary>
 /// A sealed batch: its membership and its exact request bytes were written before the first
 /// send and never change, so every resend is byte-for-byte the same. FirstSeq..LastSeq are
-/// outbox seqs (consecutive); on the wire its ops carry WireFirstSeq onwards.
+/// outbox seqs (consecutive); on the wire its ops carry WireFirstSeq onwards. EnqueuedAtMs holds
+/// when each op was enqueued (Unix ms), read with the rows, for the enqueue-to-ack histogram.
 /// </summary>
-internal sealed record SealedBatch(string BatchId, string ShareId, ulong FirstSeq, ulong LastSeq, int OpCount, byte[] RequestBytes, ulong WireFirstSeq)
+internal sealed record SealedBatch(string BatchId, string ShareId, ulong FirstSeq, ulong LastSeq, int OpCount, byte[] RequestBytes, ulong WireFirstSeq, long[] EnqueuedAtMs)
 {
     public AppendOpsRequest Parse() => AppendOpsRequest.Parser.ParseFrom(RequestBytes);
 }
@@ -77,7 +78,7 @@ internal sealed partial class OutboxStore
         }
 
         tx.Commit();
-        return new SealedBatch(batchId, shareId, first, last, rows.Count, BuildRequest(batchId, producer.ProducerId, rows, wireFirst), wireFirst);
+        return new SealedBatch(batchId, shareId, first, last, rows.Count, BuildRequest(batchId, producer.ProducerId, rows, wireFirst), wireFirst, EnqueueTimes(rows));
     });
 
     /// <summary>
@@ -88,7 +89,7 @@ internal sealed partial class OutboxStore
     private List<OpRow> ReadRowsToSeal(string shareId, ulong first, HashSet<ulong> holes)
     {
         using var cmd = _db.CreateCommand();
-        cmd.CommandText = "SELECT seq, op, crc FROM ops WHERE share_id = $s AND seq >= $f ORDER BY seq LIMIT $n";
+        cmd.CommandText = "SELECT seq, op, crc, enqueued_at FROM ops WHERE share_id = $s AND seq >= $f ORDER BY seq LIMIT $n";
         cmd.Parameters.AddWithValue("$s", shareId);
         cmd.Parameters.AddWithValue("$f", (long)first);
         cmd.Parameters.AddWithValue("$n", _options.MaxBatchOps);
@@ -161,11 +162,22 @@ internal sealed partial class OutboxStore
                 throw Damaged($"batch {id} of share {shareId} says it holds {count} ops, but seqs {first}..{last} hold {rows.Count}.");
             }
 
-            list.Add(new SealedBatch(id, shareId, first, last, count, BuildRequest(id, producer.ProducerId, rows, wireFirst), wireFirst));
+            list.Add(new SealedBatch(id, shareId, first, last, count, BuildRequest(id, producer.ProducerId, rows, wireFirst), wireFirst, EnqueueTimes(rows)));
         }
 
         return list;
     });
+
+    private static long[] EnqueueTimes(List<OpRow> rows)
+    {
+        var times = new long[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            times[i] = rows[i].EnqueuedAtMs;
+        }
+
+        return times;
+    }
 
     /// <summary>
     /// Records an accepted batch's acks in one transaction: the batch row takes the response

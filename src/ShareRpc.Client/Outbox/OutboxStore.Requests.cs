@@ -6,8 +6,8 @@ namespace ShareRpc.Client.Outbox;
 
 internal sealed partial class OutboxStore
 {
-    /// <summary>One op row as stored: its outbox seq and its serialized Op (which carries that seq).</summary>
-    private readonly record struct OpRow(ulong Seq, byte[] Bytes);
+    /// <summary>One op row as stored: its outbox seq, its serialized Op (which carries that seq) and when it was enqueued (Unix ms).</summary>
+    private readonly record struct OpRow(ulong Seq, byte[] Bytes, long EnqueuedAtMs);
 
     /// <summary>
     /// The op rows of a sealed batch, <paramref name="first"/> to <paramref name="last"/>, each
@@ -16,7 +16,7 @@ internal sealed partial class OutboxStore
     private List<OpRow> ReadBatchRows(string shareId, string batchId, ulong first, ulong last)
     {
         using var cmd = _db.CreateCommand();
-        cmd.CommandText = "SELECT seq, op, crc FROM ops WHERE share_id = $s AND seq BETWEEN $f AND $l ORDER BY seq";
+        cmd.CommandText = "SELECT seq, op, crc, enqueued_at FROM ops WHERE share_id = $s AND seq BETWEEN $f AND $l ORDER BY seq";
         cmd.Parameters.AddWithValue("$s", shareId);
         cmd.Parameters.AddWithValue("$f", (long)first);
         cmd.Parameters.AddWithValue("$l", (long)last);
@@ -40,13 +40,13 @@ internal sealed partial class OutboxStore
             : throw Damaged($"batch {batchId} of share {shareId} covers seqs {first}..{last}, but the op row at seq {expected} is missing. Nothing from it was sent.");
     }
 
-    /// <summary>Reads (seq, op, crc) and checks the checksum.</summary>
+    /// <summary>Reads (seq, op, crc, enqueued_at) and checks the checksum.</summary>
     private OpRow ReadRow(Microsoft.Data.Sqlite.SqliteDataReader r)
     {
         var seq = (ulong)r.GetInt64(0);
         var bytes = r.GetValue(1) as byte[] ?? throw Damaged($"the op row at seq {seq} holds no op bytes (a {r.GetDataTypeName(1)} value).");
         VerifyRow(seq, bytes, r.IsDBNull(2) ? null : r.GetInt64(2));
-        return new OpRow(seq, bytes);
+        return new OpRow(seq, bytes, r.GetInt64(3));
     }
 
     /// <summary>

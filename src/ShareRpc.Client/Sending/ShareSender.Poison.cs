@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Grpc.Core;
+using ShareRpc.Client.Diagnostics;
 using ShareRpc.Client.Outbox;
 using Sharerpc.V1;
 
@@ -54,6 +55,8 @@ internal sealed partial class ShareSender
         }
 
         LastError = $"op {poison.OpId} set aside: {refusal.Error.Message}";
+        _client.Metrics.OpSetAside();
+        ClientLog.PoisonOpSetAside(_client.Logger, poison.OpId, poison.Seq, ShareId, refusal.Error.StatusCode.ToString(), refusal.Error.Reason ?? "", refusal.Field, refusal.Error.Status.Detail);
         _writer.OnSetAside(poison);
         SignalProgress();
         return true;

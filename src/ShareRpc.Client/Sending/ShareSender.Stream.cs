@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Grpc.Core;
+using ShareRpc.Client.Diagnostics;
 using ShareRpc.Client.Outbox;
 using ShareRpc.Client.Transport;
 using Sharerpc.V1;
@@ -13,9 +15,12 @@ namespace ShareRpc.Client.Sending;
 internal sealed partial class ShareSender
 {
     /// <summary>What both sides of one stream share.</summary>
-    private sealed class StreamState(CancellationTokenSource cts, int window)
+    private sealed class StreamState(CancellationTokenSource cts, int window, Outage outage)
     {
         public CancellationTokenSource Cts { get; } = cts;
+
+        /// <summary>Failed attempts before this stream: its first ack ends the outage.</summary>
+        public Outage Outage { get; } = outage;
 
         /// <summary>Sent and not yet acked, oldest first (locked: both sides use it).</summary>
         public Queue<SealedBatch> InFlight { get; } = new();
@@ -46,14 +51,21 @@ internal sealed partial class ShareSender
     }
 
     /// <summary>One AppendOps stream until it fails or the writer stops. True when an ack arrived.</summary>
-    private async Task<bool> StreamAsync(ProducerInfo producer, string liveRef)
+    private async Task<bool> StreamAsync(ProducerInfo producer, string liveRef, Outage outage)
     {
+        // The stream's span is the parent of grpc-dotnet's call span, whose traceparent header makes the
+        // server's request span (and the apply spans under it) part of this trace.
+        using var activity = ClientTracing.Source.StartActivity(ClientTracing.StreamSpan, ActivityKind.Client);
+        activity?.SetTag("sharerpc.share.id", ShareId);
+        activity?.SetTag("server.address", _sturdyRef.Host);
+        activity?.SetTag("server.port", _sturdyRef.Port);
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         using var call = _client.InvokerFor(_sturdyRef.Address).AsyncDuplexStreamingCall(
             ShareRpcMethods.AppendOpsRaw,
             host: null,
             new CallOptions(ShareRpcClient.Bearer(liveRef), null, streamCts.Token));
-        var state = new StreamState(streamCts, _client.Options.MaxInFlightBatches);
+        ClientLog.Connected(_client.Logger, _sturdyRef.Address, ShareId);
+        var state = new StreamState(streamCts, _client.Options.MaxInFlightBatches, outage);
         var reader = Task.Run(() => ReadAcksAsync(call, state));
         try
         {
@@ -62,7 +74,13 @@ internal sealed partial class ShareSender
         catch (Exception writeError) when (writeError is OperationCanceledException or RpcException or InvalidOperationException or IOException
             and not OutboxCorruptException)
         {
-            throw await StreamFailureAsync(writeError, state, reader).ConfigureAwait(false);
+            var failure = await StreamFailureAsync(writeError, state, reader).ConfigureAwait(false);
+            activity?.SetStatus(ActivityStatusCode.Error, failure.Message);
+            throw failure;
+        }
+        finally
+        {
+            activity?.SetTag("sharerpc.batches.acked", state.Acked);
         }
     }
 
@@ -225,6 +243,7 @@ internal sealed partial class ShareSender
         }
 
         _writer.RaiseAckedSeq(head.LastSeq);
+        RecordAck(head, outcomes, state.Outage);
         foreach (var o in outcomes)
         {
             _writer.CompleteAck(o);
@@ -233,6 +252,29 @@ internal sealed partial class ShareSender
         Interlocked.Increment(ref state.Acked);
         state.Window.Release();
         SignalProgress();
+    }
+
+    /// <summary>The ack's metrics (each op's enqueue-to-ack time, outcomes) and, first after failures, the Reconnected line.</summary>
+    private void RecordAck(SealedBatch batch, IReadOnlyList<OpOutcome> outcomes, Outage outage)
+    {
+        int applied = 0, duplicates = 0, rejected = 0;
+        foreach (var o in outcomes)
+        {
+            switch (o.Status)
+            {
+                case OpStatus.Applied: applied++; break;
+                case OpStatus.Duplicate: duplicates++; break;
+                case OpStatus.Rejected: rejected++; break;
+            }
+        }
+
+        var clock = _client.Options.TimeProvider;
+        _client.Metrics.BatchAcked(batch.EnqueuedAtMs, clock.GetUtcNow(), applied, duplicates, rejected);
+        if (outage.Failures > 0)
+        {
+            ClientLog.Reconnected(_client.Logger, _sturdyRef.Address, ShareId, outage.Failures, clock.GetElapsedTime(outage.Since));
+            outage.Reset();
+        }
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using ShareRpc.Client.Diagnostics;
 using ShareRpc.Client.Outbox;
 using ShareRpc.Client.Transport;
 using Sharerpc.V1;
@@ -34,7 +35,12 @@ internal sealed partial class ShareSender : IAsyncDisposable
         _writer = writer;
         _sturdyRef = sturdyRef;
         _producer = producer;
-        _loop = Task.Run(RunAsync);
+        // The loop outlives the call that opened the writer: it must not inherit that call's activity
+        // (every stream would join the trace of whoever opened the writer first).
+        using (ExecutionContext.SuppressFlow())
+        {
+            _loop = Task.Run(RunAsync);
+        }
     }
 
     public ShareRpcCallException? StopError { get; private set; }
@@ -117,9 +123,12 @@ internal sealed partial class ShareSender : IAsyncDisposable
     private async Task RunAsync()
     {
         var producer = await _producer.ConfigureAwait(false);
+        await LogReplayAsync().ConfigureAwait(false);
         var backoff = new Backoff(_client.Options);
         var redeem = false;
+        string? redeemReason = null;
         var staleInARow = 0;
+        var outage = new Outage();
         while (!_stop.IsCancellationRequested)
         {
             try
@@ -133,8 +142,13 @@ internal sealed partial class ShareSender : IAsyncDisposable
                 }
 
                 var live = await _client.LiveRefs.GetAsync(_sturdyRef, redeem, _stop.Token).ConfigureAwait(false);
+                if (redeem)
+                {
+                    ClientLog.Redeemed(_client.Logger, ShareId, redeemReason ?? "UNAUTHENTICATED", ClientLog.Redacted(_sturdyRef), live.Epoch);
+                }
+
                 redeem = false;
-                var progressed = await StreamAsync(producer, live.LiveRef).ConfigureAwait(false);
+                var progressed = await StreamAsync(producer, live.LiveRef, outage).ConfigureAwait(false);
                 if (progressed)
                 {
                     backoff.Reset();
@@ -150,6 +164,7 @@ internal sealed partial class ShareSender : IAsyncDisposable
                 // The epoch moved (a revoke) or the live ref expired: redeem, go on at once.
                 LastError = ex.Message;
                 redeem = true;
+                redeemReason = $"{ex.StatusCode} {ex.Reason}";
                 continue;
             }
             catch (ShareRpcCallException ex) when (ex.IsPermanent)
@@ -177,15 +192,20 @@ internal sealed partial class ShareSender : IAsyncDisposable
             catch (Exception ex)
             {
                 LastError = ex is ShareRpcCallException s ? s.Message : ex.GetType().Name + ": " + ex.Message;
-                if (ex is ShareRpcCallException { IsRedeemable: true })
+                if (ex is ShareRpcCallException { IsRedeemable: true } r)
                 {
                     redeem = true;
+                    redeemReason = $"{r.StatusCode} {r.Reason}";
                 }
             }
 
             try
             {
-                await backoff.WaitAsync(_stop.Token).ConfigureAwait(false);
+                var wait = backoff.WaitAsync(_stop.Token, out var delay);
+                outage.Failed(_client.Options.TimeProvider);
+                _client.Metrics.Reconnect("append");
+                ClientLog.Reconnecting(_client.Logger, _sturdyRef.Address, ShareId, LastError ?? "the stream ended", delay, outage.Failures);
+                await wait.ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -209,12 +229,25 @@ internal sealed partial class ShareSender : IAsyncDisposable
 
         _lastCompaction = now;
         _compactionUnfinished = true;
-        while (!_stop.IsCancellationRequested && _work.CurrentCount == 0)
+        var removed = 0;
+        try
         {
-            if (await Outbox.CompactSliceAsync(ShareId, now).ConfigureAwait(false) == 0)
+            while (!_stop.IsCancellationRequested && _work.CurrentCount == 0)
             {
-                _compactionUnfinished = false;
-                return;
+                var slice = await Outbox.CompactSliceAsync(ShareId, now).ConfigureAwait(false);
+                removed += slice;
+                if (slice == 0)
+                {
+                    _compactionUnfinished = false;
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            if (removed > 0)
+            {
+                ClientLog.Compacted(_client.Logger, Outbox.Path, ShareId, removed, _client.Options.Outbox.AckedRetention);
             }
         }
     }
@@ -223,6 +256,8 @@ internal sealed partial class ShareSender : IAsyncDisposable
     {
         StopError = error;
         LastError = error.Message;
+        _client.Metrics.SenderStopped(error.StatusCode.ToString());
+        ClientLog.SenderStopped(_client.Logger, ShareId, _sturdyRef.Address, error.StatusCode.ToString(), error.Reason ?? "", error.Status.Detail);
         try
         {
             await Outbox.SetStoppedReasonAsync(ShareId, error.Message).ConfigureAwait(false);
@@ -234,6 +269,41 @@ internal sealed partial class ShareSender : IAsyncDisposable
 
         _writer.FailAll(error);
         SignalProgress();
+    }
+
+    /// <summary>Ops an earlier run left unacked are replayed first: said once, with how many.</summary>
+    private async Task LogReplayAsync()
+    {
+        try
+        {
+            var status = await Outbox.GetStatusAsync(ShareId).ConfigureAwait(false);
+            if (status.PendingOps > 0)
+            {
+                ClientLog.Replaying(_client.Logger, Outbox.Path, ShareId, status.PendingOps, status.SealedBatches);
+            }
+        }
+        catch (OutboxCorruptException)
+        {
+            // The stream's first read reports the damage and stops the sender.
+        }
+    }
+
+    /// <summary>Failed attempts since the last ack, and since when: for the Reconnected line.</summary>
+    private sealed class Outage
+    {
+        public int Failures { get; private set; }
+
+        public long Since { get; private set; }
+
+        public void Failed(TimeProvider clock)
+        {
+            if (Failures++ == 0)
+            {
+                Since = clock.GetTimestamp();
+            }
+        }
+
+        public void Reset() => Failures = 0;
     }
 
     private sealed class OutOfOrderException(ulong expectedSeq) : Exception($"Server expects seq {expectedSeq}: resending from the oldest unacked batch.");

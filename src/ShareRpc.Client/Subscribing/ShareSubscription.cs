@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Grpc.Core;
+using ShareRpc.Client.Diagnostics;
 using ShareRpc.Client.Transport;
 using Sharerpc.V1;
 
@@ -30,6 +31,7 @@ internal sealed class ShareSubscription
     {
         var backoff = new Backoff(_client.Options);
         var redeem = false;
+        string? redeemedFor = null;
         DateTimeOffset? outageSince = null;
         while (true)
         {
@@ -39,6 +41,11 @@ internal sealed class ShareSubscription
             try
             {
                 var live = await _client.LiveRefs.GetAsync(_sturdyRef, redeem, cancellationToken).ConfigureAwait(false);
+                if (redeem)
+                {
+                    ClientLog.Redeemed(_client.Logger, _sturdyRef.ShareId, redeemedFor ?? "UNAUTHENTICATED", ClientLog.Redacted(_sturdyRef), live.Epoch);
+                }
+
                 redeem = false;
                 call = _client.Stub(_sturdyRef.Address).Subscribe(
                     new SubscribeRequest { FromCursor = _next, IncludeSnapshot = _wantSnapshot },
@@ -101,6 +108,7 @@ internal sealed class ShareSubscription
                 if (typed.IsRedeemable)
                 {
                     redeem = true;
+                    redeemedFor = $"{typed.StatusCode} {typed.Reason}";
                     continue;
                 }
 
@@ -119,12 +127,24 @@ internal sealed class ShareSubscription
             outageSince ??= now;
             if (_client.Options.SubscribeGiveUpAfter != Timeout.InfiniteTimeSpan && now - outageSince >= _client.Options.SubscribeGiveUpAfter)
             {
-                throw GiveUp(failure, now - outageSince.Value);
+                var gaveUp = GiveUp(failure, now - outageSince.Value);
+                ClientLog.SubscriptionGaveUp(_client.Logger, _sturdyRef.Address, _sturdyRef.ShareId, now - outageSince.Value, gaveUp.Status.Detail);
+                throw gaveUp;
             }
 
-            await backoff.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var wait = backoff.WaitAsync(cancellationToken, out var delay);
+            _client.Metrics.Reconnect("subscribe");
+            ClientLog.SubscriptionReconnecting(_client.Logger, _sturdyRef.Address, _sturdyRef.ShareId, Describe(failure), _next, delay);
+            await wait.ConfigureAwait(false);
         }
     }
+
+    private static string Describe(Exception? failure) => failure switch
+    {
+        null => "the stream ended",
+        RpcException rpc => ShareRpcCallException.From(rpc).Message,
+        _ => failure.GetType().Name + ": " + failure.Message,
+    };
 
     /// <summary>The outage as one error: the last status seen (UNAVAILABLE when none), naming the server and how long it lasted.</summary>
     private ShareRpcCallException GiveUp(Exception? failure, TimeSpan outage)

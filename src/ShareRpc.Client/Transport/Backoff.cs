@@ -12,10 +12,13 @@ internal sealed class Backoff(ShareRpcClientOptions options)
     /// <summary>After progress: the next wait starts small again.</summary>
     public void Reset() => _next = options.InitialBackoff;
 
-    public Task WaitAsync(CancellationToken cancellationToken)
+    public Task WaitAsync(CancellationToken cancellationToken) => WaitAsync(cancellationToken, out _);
+
+    /// <summary>As <see cref="WaitAsync(CancellationToken)"/>, saying how long it waits (for the log).</summary>
+    public Task WaitAsync(CancellationToken cancellationToken, out TimeSpan delay)
     {
         var half = _next / 2;
-        var delay = half + TimeSpan.FromTicks(Random.Shared.NextInt64(half.Ticks + 1));
+        delay = half + TimeSpan.FromTicks(Random.Shared.NextInt64(half.Ticks + 1));
         _next = _next * 2 > options.MaxBackoff ? options.MaxBackoff : _next * 2;
         return Task.Delay(delay, options.TimeProvider, cancellationToken);
     }

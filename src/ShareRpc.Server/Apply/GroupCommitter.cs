@@ -71,6 +71,12 @@ internal sealed class GroupCommitter : IAsyncDisposable
     /// <summary>Raised after each durable commit with the number of writes it carried.</summary>
     public event Action<int>? Committed;
 
+    /// <summary>Raised before a group runs again after a transient error: its writes, the attempt that failed, the most attempts, the error (logs, metrics).</summary>
+    public event Action<int, int, int, Exception>? Retried;
+
+    /// <summary>Raised when a group fails for good (every write answered UNAVAILABLE storage): its writes, the attempts made, the error.</summary>
+    public event Action<int, int, Exception>? Failed;
+
     /// <summary>
     /// Runs <paramref name="work"/> in the next group transaction and returns its result once committed.
     /// Cancelling before the write starts skips it; once started it completes with the group.
@@ -169,10 +175,12 @@ internal sealed class GroupCommitter : IAsyncDisposable
                 // A deadlock or uniqueness race with another server process on the same
                 // database: nothing of the group was applied, so run all of it again.
                 Interlocked.Increment(ref _retries);
+                Retried?.Invoke(group.Count, attempt, _limits.MaxAttempts, outcome);
                 await Task.Delay(Random.Shared.Next(1, 5 * attempt)).ConfigureAwait(false);
                 continue;
             }
             var failure = StorageFailure(outcome);
+            Failed?.Invoke(group.Count, attempt, outcome);
             foreach (var w in group) w.Fail(failure);
             return;
         }

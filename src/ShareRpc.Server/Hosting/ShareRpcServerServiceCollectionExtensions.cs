@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using ShareRpc.Server;
 using ShareRpc.Server.Hosting;
@@ -52,9 +53,10 @@ public static class ShareRpcServerServiceCollectionExtensions
             // A store registered by the app (e.g. PostgreSQL) replaces the embedded SQLite store;
             // the live-ref key stays in a file (ServerKeyFile, or the data directory), outside the database.
             return sp.GetService<IShareStore>() is { } store
-                ? new ShareEngine(store, o.LoadServerKey(), o, sp.GetService<TimeProvider>(), ownsStore: false)
-                : ShareEngine.OpenSqlite(o, sp.GetService<TimeProvider>());
+                ? new ShareEngine(store, o.LoadServerKey(), o, sp.GetService<TimeProvider>(), ownsStore: false, sp.GetService<ILoggerFactory>())
+                : ShareEngine.OpenSqlite(o, sp.GetService<TimeProvider>(), sp.GetService<ILoggerFactory>());
         });
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, ShareRpcLifecycle>());
         services.TryAddSingleton<ShareRpcService>();
         services.TryAddSingleton<ShareRpcCallInterceptor>();
         services.TryAddEnumerable(ServiceDescriptor.Transient<IStartupFilter, ShareRpcStartupFilter>());

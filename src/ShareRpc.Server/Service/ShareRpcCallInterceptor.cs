@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using ShareRpc.Server.Capabilities;
+using ShareRpc.Server.Diagnostics;
 using Sharerpc.V1;
 
 namespace ShareRpc.Server.Service;
@@ -29,7 +30,7 @@ internal sealed class ShareRpcCallInterceptor(ShareEngine engine) : Interceptor
         }
         catch (ShareRpcException e)
         {
-            throw ToRpcException(e);
+            throw Refused(context, e);
         }
     }
 
@@ -43,7 +44,7 @@ internal sealed class ShareRpcCallInterceptor(ShareEngine engine) : Interceptor
         }
         catch (ShareRpcException e)
         {
-            throw ToRpcException(e);
+            throw Refused(context, e);
         }
     }
 
@@ -57,11 +58,29 @@ internal sealed class ShareRpcCallInterceptor(ShareEngine engine) : Interceptor
         }
         catch (ShareRpcException e)
         {
-            throw ToRpcException(e);
+            throw Refused(context, e);
         }
     }
 
     // ShareRpc has no client-streaming method; the base class's pass-through stays for completeness.
+
+    /// <summary>
+    /// Every refusal passes here: counted and logged (rate-limited per reason) before it becomes the
+    /// status. An AppendOps stream that ends revoked or epoch-stale was ended by the fence — whether
+    /// the notifier stopped it or its next batch met the epoch check inside the transaction.
+    /// (Subscribe streams are counted where the fence ends them, in the engine.)
+    /// </summary>
+    private RpcException Refused(ServerCallContext context, ShareRpcException e)
+    {
+        engine.Diagnostics.Refused(context.Method, e);
+        if (e.Reason is Reasons.Revoked or Reasons.EpochStale && context.Method.EndsWith("/AppendOps", StringComparison.Ordinal)
+            && context.UserState.TryGetValue(CallContextClaims.Key, out var c) && c is LiveRefClaims claims)
+        {
+            engine.Diagnostics.Fenced(StreamKinds.Append, claims, e);
+        }
+
+        return ToRpcException(e);
+    }
 
     /// <summary>A core error as the RpcException the client sees, with <c>sharerpc-reason</c> (and <c>sharerpc-field</c>) trailers.</summary>
     internal static RpcException ToRpcException(ShareRpcException e)

@@ -97,7 +97,7 @@ internal sealed partial class ShareRpcService
         {
             _ = write.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             context.GetHttpContext().Abort();
-            engine.CountStalledSubscriber();
+            engine.CountStalledSubscriber(context.Claims());
             var limit = Options.SubscriberStallTimeout.TotalSeconds;
             throw new ShareRpcException(ShareRpcStatus.ResourceExhausted, Reasons.Limit,
                 $"subscribe: the peer took no event for {limit:0.###} s, SubscriberStallTimeout = {limit:0.###} s", "subscribe");

@@ -168,6 +168,19 @@ internal interface IShareStore : IAsyncDisposable
     /// with one writer, has none.
     /// </summary>
     bool IsTransient(Exception error) => false;
+
+    /// <summary>
+    /// A cheap read that fails when the store cannot be reached (PostgreSQL down, a file gone): what
+    /// the health check asks, bounded by <paramref name="ct"/> (docs/design.md, "Diagnostics").
+    /// </summary>
+    async Task ProbeAsync(CancellationToken ct)
+    {
+        var reader = await BeginReadAsync(ct).ConfigureAwait(false);
+        await using (reader.ConfigureAwait(false))
+        {
+            await reader.GetShareAsync("-", ct).ConfigureAwait(false);
+        }
+    }
 }
 
 /// <summary>A change committed by any server process sharing the store.</summary>
