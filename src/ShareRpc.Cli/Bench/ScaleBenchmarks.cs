@@ -252,13 +252,20 @@ internal static class ScaleBenchmarks
         {
             log.WriteLine($"fan-out bench: {ops:N0} ops of {valueBytes} B in one share, read by {string.Join(", ", subscriberCounts)} subscribers");
             await using var server = await ServerProcess.StartAsync(Path.Combine(dir, "server"), ct);
-            string sturdy;
-            await using (var producer = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = Path.Combine(dir, "outbox.db") }))
+            await using var producer = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = Path.Combine(dir, "outbox.db") });
+            var sturdy = await producer.EnsureShareAsync(server.Address, "fanout", "", ct);
+            var live = await producer.RedeemAsync(sturdy, ct);
+            using (var channel = BenchSupport.Channel(server.Address))
             {
-                sturdy = await producer.EnsureShareAsync(server.Address, "fanout", "", ct);
-                var live = await producer.RedeemAsync(sturdy, ct);
-                using var channel = BenchSupport.Channel(server.Address);
                 await BenchSupport.PreloadAsync(channel, live.LiveRef, ops, valueBytes, 512, ct);
+            }
+
+            // Every subscriber holds its own read capability, as every viewer of a share link does: one
+            // capability's streams are capped (MaxStreamsPerCapability, docs/threat-model.md).
+            var readers = new List<string>();
+            for (var i = 0; i < subscriberCounts.Max(); i++)
+            {
+                readers.Add((await producer.DelegateAsync(sturdy, [Sharerpc.V1.Right.Read], cancellationToken: ct)).SturdyRef);
             }
 
             var cases = new List<FanoutCase>();
@@ -268,9 +275,9 @@ internal static class ScaleBenchmarks
                 try
                 {
                     // Connect and redeem first, so the figure is delivery, not set-up.
-                    foreach (var c in clients)
+                    for (var i = 0; i < n; i++)
                     {
-                        await c.RedeemAsync(sturdy, ct);
+                        await clients[i / 25].RedeemAsync(readers[i], ct);
                     }
 
                     var sw = Stopwatch.StartNew();
@@ -281,7 +288,7 @@ internal static class ScaleBenchmarks
                             long seen = 0;
                             try
                             {
-                                await foreach (var e in clients[i / 25].SubscribeAsync(sturdy, 1, false, stop.Token))
+                                await foreach (var e in clients[i / 25].SubscribeAsync(readers[i], 1, false, stop.Token))
                                 {
                                     if (e.Op is not null && ++seen == ops)
                                     {
