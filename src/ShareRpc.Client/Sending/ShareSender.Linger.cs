@@ -58,8 +58,11 @@ internal sealed partial class ShareSender
     /// <summary>Waits until Linger has passed, nothing is in flight any more, or a full batch is waiting — whichever comes first.</summary>
     private async Task LingerAsync(StreamState state)
     {
+        // Nothing new to seal: lingering would only wait for the acks, and a stream found idle with
+        // nothing to send is closed — the next op would pay for a new stream (measured: p99 at 1k
+        // ops/s 8 → 16-23 ms before this check).
         var options = _client.Options;
-        if (options.Linger <= TimeSpan.Zero || state.Idle || UnsealedFillABatch())
+        if (options.Linger <= TimeSpan.Zero || state.Idle || Volatile.Read(ref _unsealedOps) == 0 || UnsealedFillABatch())
         {
             return;
         }
