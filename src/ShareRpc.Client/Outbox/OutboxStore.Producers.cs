@@ -50,6 +50,10 @@ internal sealed partial class OutboxStore
         return ids.Select(id => ReadProducer(id)!).ToArray();
     });
 
+    /// <summary>Ops made durable and not yet sealed (set-aside holes included: a hint, not a count to seal).</summary>
+    public Task<ulong> CountUnsealedAsync(string shareId) => WithDbAsync(() =>
+        ReadProducer(shareId) is { } p && p.NextSeq > p.SealedSeq + 1 ? p.NextSeq - 1 - p.SealedSeq : 0UL);
+
     private ProducerInfo? ReadProducer(string shareId)
     {
         using var cmd = _db.CreateCommand();

@@ -60,9 +60,11 @@ internal sealed partial class ShareSender
     {
         // Nothing new to seal: lingering would only wait for the acks, and a stream found idle with
         // nothing to send is closed — the next op would pay for a new stream (measured: p99 at 1k
-        // ops/s 8 → 16-23 ms before this check).
+        // ops/s 8 → 16-23 ms before this check). The counter is a hint (an op can be sealed before
+        // its enqueue is counted), so the outbox has the last word.
         var options = _client.Options;
-        if (options.Linger <= TimeSpan.Zero || state.Idle || Volatile.Read(ref _unsealedOps) == 0 || UnsealedFillABatch())
+        if (options.Linger <= TimeSpan.Zero || state.Idle || Volatile.Read(ref _unsealedOps) == 0 || UnsealedFillABatch()
+            || await Outbox.CountUnsealedAsync(ShareId).ConfigureAwait(false) == 0)
         {
             return;
         }
