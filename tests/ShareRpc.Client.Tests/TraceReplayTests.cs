@@ -68,13 +68,11 @@ public sealed class TraceReplayTests : IDisposable
 
         // Each apply span is a child of its AppendOps call's ASP.NET Core span (exported once the call
         // ends, which the server may finish after the client left): the gRPC trace stays connected.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!applies.All(a => Exported().Any(r => r.Source.Name == "Microsoft.AspNetCore" && r.SpanId == a.ParentSpanId && r.TraceId == a.TraceId)))
-        {
-            Assert.True(DateTime.UtcNow < deadline, "an apply span's parent is not its call's request span: "
+        await Wait.UntilAsync(
+            () => applies.All(a => Exported().Any(r => r.Source.Name == "Microsoft.AspNetCore" && r.SpanId == a.ParentSpanId && r.TraceId == a.TraceId)),
+            TimeSpan.FromSeconds(30),
+            () => "an apply span's parent is not its call's request span: "
                 + string.Join(", ", applies.Select(a => $"{a.TraceId}/{a.ParentSpanId}")) + " vs " + string.Join(", ", Exported().Where(r => r.Source.Name == "Microsoft.AspNetCore").Select(r => $"{r.TraceId}/{r.SpanId}")));
-            await Task.Delay(50);
-        }
 
         logs.Factory.Dispose();
     }

@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Sharerpc.V1;
 using Xunit.Abstractions;
+using ShareRpc.TestSupport;
 using static ShareRpc.Server.Tests.EngineFixture;
 using static ShareRpc.TestSupport.Calls;
 
@@ -65,7 +66,7 @@ public sealed class ByteFloodTests(ITestOutputHelper output)
             }).ToList();
 
             // Every stream's reader is parked on a byte gate: its window, or the server's queue.
-            await SlowSubscriberTests.WaitUntil(() => s.Engine.StreamWindows.Waiting + s.Engine.Committer.QueuedBytes.Waiting == Streams);
+            await Wait.UntilAsync(() => s.Engine.StreamWindows.Waiting + s.Engine.Committer.QueuedBytes.Waiting == Streams, TimeSpan.FromSeconds(30), "s.Engine.StreamWindows.Waiting + s.Engine.Committer.QueuedBytes.Waiting == Streams");
             var held = GC.GetTotalMemory(forceFullCollection: true) - before;
             output.WriteLine($"held {held / MiB} MiB; queue {s.Engine.Committer.QueuedBytes.InUse / MiB} MiB; windows {s.Engine.StreamWindows.InUse / MiB} MiB");
             Assert.True(s.Engine.Committer.QueuedBytes.InUse <= queueCap);
@@ -89,7 +90,7 @@ public sealed class ByteFloodTests(ITestOutputHelper output)
             Assert.True(s.Engine.Committer.QueuedBytes.Peak <= queueCap);
             Assert.True(s.Engine.StreamWindows.Peak <= Streams * 4L * MiB + Streams * 64 * 1024); // windows, and acks as they replace batches
             Assert.Equal(0, s.Engine.Committer.QueuedBytes.InUse);
-            await SlowSubscriberTests.WaitUntil(() => s.Engine.StreamWindows.InUse == 0);
+            await Wait.UntilAsync(() => s.Engine.StreamWindows.InUse == 0, TimeSpan.FromSeconds(30), "s.Engine.StreamWindows.InUse == 0");
         }
         finally
         {

@@ -2,6 +2,7 @@ using Grpc.Core;
 using Google.Protobuf;
 using ShareRpc.Server.Capabilities;
 using Sharerpc.V1;
+using ShareRpc.TestSupport;
 using static ShareRpc.Server.Tests.EngineFixture;
 using static ShareRpc.TestSupport.Calls;
 
@@ -120,8 +121,8 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
             }
             // Every reader's server side is parked: its read budget taken (a chunk) and its writer waiting on the
             // peer. (Before, this never came: every event was written into Kestrel's buffers, the budget given back.)
-            await WaitUntil(() => s.Engine.ReadBudget.InUse > 0 && s.Engine.OpenStreams(live.CapabilityId) == Subscribers,
-                what: "the readers' server sides parked on a chunk each");
+            await Wait.UntilAsync(() => s.Engine.ReadBudget.InUse > 0 && s.Engine.OpenStreams(live.CapabilityId) == Subscribers,
+                TimeSpan.FromSeconds(30), "the readers' server sides parked on a chunk each");
             var held = GC.GetTotalMemory(forceFullCollection: true) - before; // Kestrel's buffers are pinned managed memory: counted
             Assert.True(held < 64L * 1024 * 1024, $"{held / (1024 * 1024)} MiB held by {Subscribers} readers that never read");
         }
@@ -153,7 +154,7 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
             Assert.True(await a.MoveNextAsync());
             Assert.True(await b.MoveNextAsync());
             var third = c.MoveNextAsync().AsTask();
-            await WaitUntil(() => _f.Engine.ReadBudget.Waiting == 1);
+            await Wait.UntilAsync(() => _f.Engine.ReadBudget.Waiting == 1, TimeSpan.FromSeconds(30), "_f.Engine.ReadBudget.Waiting == 1");
             Assert.False(third.IsCompleted); // no room: it waits instead of reading
             Assert.True(_f.Engine.ReadBudget.InUse <= 2 * reserve);
 
@@ -179,16 +180,6 @@ public sealed class SlowSubscriberTests : IAsyncLifetime
             await c.DisposeAsync();
         }
     }
-
-    internal static async Task WaitUntil(Func<bool> condition, int timeoutSeconds = 30, string what = "condition")
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what}: not met in {timeoutSeconds} s");
-            await Task.Delay(10);
-        }
-    }
 }
 
 /// <summary>
@@ -212,8 +203,8 @@ public sealed class SubscriberStallTests
 
         // The stream is opened and never read: the client's 64 KiB stream window fills with the first event.
         using var stalled = Stub(s.Channel).Subscribe(new SubscribeRequest { FromCursor = 1 }, auth);
-        await SlowSubscriberTests.WaitUntil(() => s.Engine.StalledSubscribers == 1);
-        await SlowSubscriberTests.WaitUntil(() => s.Engine.ReadBudget.InUse == 0 && s.Engine.OpenStreams(live.CapabilityId) == 0);
+        await Wait.UntilAsync(() => s.Engine.StalledSubscribers == 1, TimeSpan.FromSeconds(30), "s.Engine.StalledSubscribers == 1");
+        await Wait.UntilAsync(() => s.Engine.ReadBudget.InUse == 0 && s.Engine.OpenStreams(live.CapabilityId) == 0, TimeSpan.FromSeconds(30), "s.Engine.ReadBudget.InUse == 0 && s.Engine.OpenStreams(live.CapabilityId) == 0");
 
         // Others are served as before.
         using var reader = Stub(s.Channel).Subscribe(new SubscribeRequest { FromCursor = 8 }, auth);

@@ -47,24 +47,23 @@ public sealed class StoreHealthTests : IDisposable
     /// <summary>Polls Check (each with a deadline) until it answers <paramref name="want"/>; fails with the last answer otherwise.</summary>
     private static async Task WaitForAsync(Health.HealthClient health, HealthCheckResponse.Types.ServingStatus want, TimeSpan within)
     {
-        var deadline = Stopwatch.StartNew();
         var last = "nothing";
-        while (deadline.Elapsed < within)
-        {
-            try
+        await Wait.UntilAsync(
+            async () =>
             {
-                var r = await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
-                if (r.Status == want) return;
-                last = r.Status.ToString();
-            }
-            catch (RpcException e)
-            {
-                last = e.Status.ToString();
-            }
-
-            await Task.Delay(100);
-        }
-
-        Assert.Fail($"health was not {want} within {within}: last answer {last}");
+                try
+                {
+                    var r = await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
+                    last = r.Status.ToString();
+                    return r.Status == want;
+                }
+                catch (RpcException e)
+                {
+                    last = e.Status.ToString();
+                    return false;
+                }
+            },
+            within,
+            () => $"health was not {want}: last answer {last}");
     }
 }

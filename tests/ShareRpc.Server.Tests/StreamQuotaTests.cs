@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using Google.Protobuf;
 using Grpc.Core;
 using Sharerpc.V1;
+using ShareRpc.TestSupport;
 using static ShareRpc.Server.Tests.EngineFixture;
 using static ShareRpc.TestSupport.Calls;
 
@@ -59,7 +60,7 @@ public sealed class StreamQuotaTests
             foreach (var c in held) c.Dispose();
         }
         // A closed stream gives its slot back.
-        await SlowSubscriberTests.WaitUntil(() => s.Engine.OpenStreams(reader.CapabilityId) == 0);
+        await Wait.UntilAsync(() => s.Engine.OpenStreams(reader.CapabilityId) == 0, TimeSpan.FromSeconds(30), "s.Engine.OpenStreams(reader.CapabilityId) == 0");
         using var again = Stub(s.Channel).Subscribe(new SubscribeRequest(), hoarder);
         Assert.True(await again.ResponseStream.MoveNext());
     }
@@ -126,7 +127,7 @@ public sealed class StreamQuotaTests
         {
             using var busy = Stub(s.Channel).AppendOps(LoopbackServer.Bearer(busyLive.LiveRef));
             await busy.RequestStream.WriteAsync(Batch("p", Put(1, "d", "a", "1")));
-            await SlowSubscriberTests.WaitUntil(() => s.Engine.Committer.QueuedCount == 1);
+            await Wait.UntilAsync(() => s.Engine.Committer.QueuedCount == 1, TimeSpan.FromSeconds(30), "s.Engine.Committer.QueuedCount == 1");
             var busyAck = busy.ResponseStream.MoveNext();
 
             // Opened after the busy stream's batch was read: when it has been idle for the timeout, so has

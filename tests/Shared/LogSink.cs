@@ -31,18 +31,10 @@ public sealed class LogSink : ILoggerProvider
     /// <summary>Waits until an event matches (events are written from background loops); throws with what was logged if none does in time.</summary>
     public async Task<LoggedEvent> WaitForAsync(Func<LoggedEvent, bool> match, TimeSpan? timeout = null)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
-        while (true)
-        {
-            var found = _entries.FirstOrDefault(match);
-            if (found is not null) return found;
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("no matching log event; logged:\n" + string.Join("\n", _entries.Select(e => $"{e.EventId.Id} {e.EventId.Name} {e.Level}: {e.Message}")));
-            }
-
-            await Task.Delay(20);
-        }
+        LoggedEvent? found = null;
+        await Wait.UntilAsync(() => (found = _entries.FirstOrDefault(match)) is not null, timeout ?? TimeSpan.FromSeconds(30),
+            () => "no matching log event; logged:\n" + string.Join("\n", _entries.Select(e => $"{e.EventId.Id} {e.EventId.Name} {e.Level}: {e.Message}")));
+        return found!;
     }
 
     public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);

@@ -45,19 +45,15 @@ public sealed class MeterCapture : IDisposable
     /// <summary>Polls until <paramref name="condition"/> holds (gauges observed each round); throws with the measurements if it does not in time.</summary>
     public async Task WaitUntilAsync(Func<MeterCapture, bool> condition, TimeSpan? timeout = null, string? what = null)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
-        while (true)
-        {
-            Observe();
-            if (condition(this)) return;
-            if (DateTime.UtcNow > deadline)
+        await Wait.UntilAsync(
+            () =>
             {
-                throw new TimeoutException($"{what ?? "metric condition"} not met; measured:\n" + string.Join("\n",
-                    _measurements.GroupBy(m => m.Instrument).Select(g => $"{g.Key}: n={g.Count()} sum={g.Sum(m => m.Value)} last={g.Last().Value}")));
-            }
-
-            await Task.Delay(50);
-        }
+                Observe();
+                return condition(this);
+            },
+            timeout ?? TimeSpan.FromSeconds(30),
+            () => $"{what ?? "metric condition"} not met; measured:\n" + string.Join("\n",
+                _measurements.GroupBy(m => m.Instrument).Select(g => $"{g.Key}: n={g.Count()} sum={g.Sum(m => m.Value)} last={g.Last().Value}")));
     }
 
     public void Dispose() => _listener.Dispose();

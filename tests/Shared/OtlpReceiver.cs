@@ -48,17 +48,9 @@ public sealed class OtlpReceiver : IAsyncDisposable
     /// <summary>Waits until each of <paramref name="signals"/> has had a request; throws with what arrived otherwise.</summary>
     public async Task WaitForAsync(TimeSpan timeout, params string[] signals)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!signals.All(s => Requests(s) > 0))
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"OTLP signals {string.Join(", ", signals)} not all received within {timeout}; got: "
-                    + string.Join(", ", _received.Select(kv => $"{kv.Key}: {kv.Value.Requests} requests, {kv.Value.Bytes} bytes")));
-            }
-
-            await Task.Delay(50);
-        }
+        await Wait.UntilAsync(() => signals.All(s => Requests(s) > 0), timeout,
+            () => $"OTLP signals {string.Join(", ", signals)} not all received; got: "
+                + string.Join(", ", _received.Select(kv => $"{kv.Key}: {kv.Value.Requests} requests, {kv.Value.Bytes} bytes")));
     }
 
     public async ValueTask DisposeAsync() => await _app.DisposeAsync();
