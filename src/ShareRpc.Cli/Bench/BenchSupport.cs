@@ -49,6 +49,35 @@ internal static class BenchSupport
         return p;
     }
 
+    /// <summary>
+    /// Runs a child from <see cref="StartSelf"/> with no input to its exit: its standard output and
+    /// its peak RSS (VmHWM, sampled every 20 ms). A cancelled or failed wait leaves no child running.
+    /// </summary>
+    public static async Task<(string Output, long PeakRssBytes)> RunToExitAsync(Process child, CancellationToken ct)
+    {
+        try
+        {
+            child.StandardInput.Close();
+            var stdout = child.StandardOutput.ReadToEndAsync(ct);
+            long peak = 0;
+            while (!child.HasExited)
+            {
+                peak = Math.Max(peak, ReadRss(child.Id));
+                await Task.WhenAny(child.WaitForExitAsync(ct), Task.Delay(20, ct));
+            }
+
+            await child.WaitForExitAsync(ct);
+            return (await stdout, peak);
+        }
+        finally
+        {
+            if (!child.HasExited)
+            {
+                child.Kill(true);
+            }
+        }
+    }
+
     /// <summary>VmHWM (peak) or VmRSS of a process, in bytes (0 once it is gone).</summary>
     public static long ReadRss(int pid, bool peak = true)
     {

@@ -81,30 +81,7 @@ internal static class ProducerBenchmarks
 
             var sw = Stopwatch.StartNew();
             using var child = BenchSupport.StartSelf("append", "--ref", sturdy, "--outbox", outbox, "--file", input);
-            long peak = 0;
-            string output;
-            try
-            {
-                child.StandardInput.Close();
-                var stdout = child.StandardOutput.ReadToEndAsync(ct);
-                while (!child.HasExited)
-                {
-                    peak = Math.Max(peak, BenchSupport.ReadRss(child.Id));
-                    await Task.WhenAny(child.WaitForExitAsync(ct), Task.Delay(50, ct));
-                }
-
-                await child.WaitForExitAsync(ct);
-                output = await stdout;
-            }
-            finally
-            {
-                // A cancelled or failed measurement leaves no append running.
-                if (!child.HasExited)
-                {
-                    child.Kill(true);
-                }
-            }
-
+            var (output, peak) = await BenchSupport.RunToExitAsync(child, ct);
             var seconds = sw.Elapsed.TotalSeconds;
             if (child.ExitCode != 0 || !output.Contains($"applied {ops}", StringComparison.Ordinal))
             {

@@ -107,16 +107,7 @@ internal static class ScaleBenchmarks
 
             sw.Restart();
             using var replayer = BenchSupport.StartSelf("append", "--ref", sturdy, "--outbox", outbox, "--file", "/dev/null");
-            replayer.StandardInput.Close();
-            long peak = 0;
-            var drain = replayer.StandardOutput.ReadToEndAsync(ct);
-            while (!replayer.HasExited)
-            {
-                peak = Math.Max(peak, BenchSupport.ReadRss(replayer.Id));
-                await Task.WhenAny(replayer.WaitForExitAsync(ct), Task.Delay(20, ct));
-            }
-
-            var output = await drain;
+            var (output, peak) = await BenchSupport.RunToExitAsync(replayer, ct);
             var seconds = sw.Elapsed.TotalSeconds;
             if (replayer.ExitCode != 0)
             {
