@@ -53,8 +53,12 @@ public sealed class InvalidOpException : ArgumentException
         : base($"{field}: {problem}")
     {
         Field = field;
+        Problem = problem;
     }
 
     /// <summary>The offending field, e.g. <c>put.collection</c>.</summary>
     public string Field { get; }
+
+    /// <summary>What is wrong with it, without the field (so a caller can name the field its own way).</summary>
+    internal string Problem { get; }
 }

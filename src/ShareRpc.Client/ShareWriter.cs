@@ -130,7 +130,7 @@ public sealed class ShareWriter : IAsyncDisposable
         activity?.SetTag("sharerpc.op.id", queued.OpId);
         activity?.SetTag("sharerpc.op.seq", queued.Seq);
         _client.Metrics.OpsEnqueued(1);
-        _sender.NotifyWork(1, op.CalculateSize());
+        _sender.NotifyEnqueued(op);
         return new PendingOp(this, queued.OpId, queued.Seq);
     }
 
@@ -162,7 +162,7 @@ public sealed class ShareWriter : IAsyncDisposable
             }
             catch (InvalidOpException ex)
             {
-                throw new InvalidOpException($"ops[{i}].{ex.Field}", ex.Message[(ex.Field.Length + 2)..]);
+                throw new InvalidOpException($"ops[{i}].{ex.Field}", ex.Problem);
             }
         }
 
@@ -173,17 +173,15 @@ public sealed class ShareWriter : IAsyncDisposable
 
         // One producer span for the whole call: every op carries its context in its durable bytes (docs/design.md, "Diagnostics").
         using var activity = ClientTracing.StartEnqueue(ShareId, copies.Length);
-        long bytes = 0;
         foreach (var op in copies)
         {
             ClientTracing.Stamp(op, activity);
-            bytes += op.CalculateSize();
         }
 
         await _producer.ConfigureAwait(false);
         var results = await _client.Outbox.EnqueueBulkAsync(ShareId, copies, refuseSetAside: true).ConfigureAwait(false);
         _client.Metrics.OpsEnqueued(copies.Length);
-        _sender.NotifyWork(copies.Length, bytes);
+        _sender.NotifyEnqueued(copies);
         var pending = new PendingOp[copies.Length];
         for (var i = 0; i < copies.Length; i++)
         {
@@ -214,7 +212,7 @@ public sealed class ShareWriter : IAsyncDisposable
         await _producer.ConfigureAwait(false);
         var results = await _client.Outbox.EnqueueBulkAsync(ShareId, ops).ConfigureAwait(false);
         _client.Metrics.OpsEnqueued(ops.Count);
-        _sender.NotifyWork(ops.Count, ops.Sum(op => (long)op.CalculateSize()));
+        _sender.NotifyEnqueued(ops);
         return results;
     }
 

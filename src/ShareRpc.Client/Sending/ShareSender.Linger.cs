@@ -1,3 +1,5 @@
+using Sharerpc.V1;
+
 namespace ShareRpc.Client.Sending;
 
 /// <summary>
@@ -15,6 +17,37 @@ internal sealed partial class ShareSender
     private long _unsealedOps;
     private long _unsealedBytes;
     private TaskCompletionSource _batchFull = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>An op was made durable: counted for the linger, and the sender woken.</summary>
+    public void NotifyEnqueued(Op op)
+    {
+        if (_client.Options.Linger > TimeSpan.Zero)
+        {
+            CountUnsealed(1, op.CalculateSize());
+        }
+
+        NotifyWork();
+    }
+
+    /// <summary>
+    /// Ops were made durable in one commit: counted for the linger, and the sender woken. Sizing an op
+    /// is a pass over it, so it is done only when a linger can use the count.
+    /// </summary>
+    public void NotifyEnqueued(IReadOnlyList<Op> ops)
+    {
+        if (_client.Options.Linger > TimeSpan.Zero)
+        {
+            long bytes = 0;
+            foreach (var op in ops)
+            {
+                bytes += op.CalculateSize();
+            }
+
+            CountUnsealed(ops.Count, bytes);
+        }
+
+        NotifyWork();
+    }
 
     /// <summary>Counts ops made durable since the last seal; wakes a lingering sender once they fill a batch.</summary>
     private void CountUnsealed(int ops, long bytes)

@@ -51,14 +51,9 @@ internal sealed partial class ShareSender : IAsyncDisposable
 
     private string ShareId => _sturdyRef.ShareId;
 
-    /// <summary>Ops were made durable (or set aside ops retried): wake the sender; <paramref name="ops"/> and <paramref name="bytes"/> feed the linger (ShareSender.Linger.cs).</summary>
-    public void NotifyWork(int ops = 0, long bytes = 0)
+    /// <summary>Something may be waiting to be sent (an op enqueued, a set-aside op retried): wake the sender.</summary>
+    public void NotifyWork()
     {
-        if (ops > 0)
-        {
-            CountUnsealed(ops, bytes);
-        }
-
         if (_work.CurrentCount == 0)
         {
             _work.Release();
