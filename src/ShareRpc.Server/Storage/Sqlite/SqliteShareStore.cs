@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using ShareRpc.Server.Capabilities;
+using ShareRpc.Storage;
 
 namespace ShareRpc.Server.Storage.Sqlite;
 
@@ -17,6 +18,7 @@ internal sealed partial class SqliteShareStore : IShareStore
     private readonly SqliteConnection _writer;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly Dictionary<string, SqliteCommand> _writerCommands = new(StringComparer.Ordinal);
+    private readonly WalCheckpointer _checkpointer;
     private bool _disposed;
 
     private SqliteShareStore(string path, bool fsyncEveryCommit)
@@ -35,7 +37,11 @@ internal sealed partial class SqliteShareStore : IShareStore
         Exec(_writer, fsyncEveryCommit ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;");
         Exec(_writer, "PRAGMA busy_timeout = 30000;");
         SqliteSchema.Migrate(_writer);
+        _checkpointer = WalCheckpointer.Start(_writer, _connectionString, fsyncEveryCommit);
     }
+
+    /// <summary>The background checkpointer of the writer's log (tests read its counters).</summary>
+    internal WalCheckpointer Checkpointer => _checkpointer;
 
     /// <summary>The database file.</summary>
     public string Path { get; }
@@ -140,6 +146,7 @@ internal sealed partial class SqliteShareStore : IShareStore
         try
         {
             _disposed = true;
+            await _checkpointer.DisposeAsync().ConfigureAwait(false);
             foreach (var cmd in _writerCommands.Values) cmd.Dispose();
             _writerCommands.Clear();
             _writer.Dispose();
@@ -183,6 +190,7 @@ internal sealed partial class SqliteShareStore : IShareStore
         public Task CommitAsync(CancellationToken ct = default)
         {
             Tx.Commit();
+            store._checkpointer.Committed();
             return Task.CompletedTask;
         }
 
