@@ -55,4 +55,19 @@ public sealed class LifecycleTests : IDisposable
         await client.AbortAsync(server.Address, "session-abort");
         Assert.Single(errors);
     }
+
+    [Fact]
+    public async Task Asking_a_disposed_client_for_an_outcome_fails_at_once_instead_of_waiting_forever()
+    {
+        await using var server = await InProcessServer.StartAsync(dataDirectory: _dir.File("server"));
+        var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("late.db") });
+        var writer = client.OpenWriter(await client.EnsureShareAsync(server.Address, "late"));
+        var op = await writer.PutAsync("c", "k", new byte[] { 1 });
+        await writer.FlushAsync();
+        await client.DisposeAsync();
+
+        // The outcome lives in the closed outbox: the caller learns it is closed (before: it waited on the store's lock forever).
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => op.Acked.WaitAsync(TimeSpan.FromSeconds(30)));
+        await client.DisposeAsync(); // and a second dispose returns
+    }
 }

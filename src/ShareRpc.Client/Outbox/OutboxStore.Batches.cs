@@ -45,6 +45,7 @@ internal sealed partial class OutboxStore
         var batchId = Guid.CreateVersion7().ToString();
         var last = first + (ulong)rows.Count - 1;
         var wireFirst = producer.WireSealedSeq + 1;
+        using var relaxed = RelaxSync(); // a seal lost with power is sealed again (docs/client.md, "What each commit costs")
         using var tx = _db.BeginTransaction();
         using (var cmd = _db.CreateCommand())
         {
@@ -196,6 +197,7 @@ internal sealed partial class OutboxStore
         return WithDbAsync<IReadOnlyList<OpOutcome>>(() =>
         {
             var now = NowMs();
+            using var relaxed = RelaxSync(); // an ack lost with power is asked for again by the resend
             using var tx = _db.BeginTransaction();
             long firstSeq, lastSeq;
             using (var cmd = _db.CreateCommand())

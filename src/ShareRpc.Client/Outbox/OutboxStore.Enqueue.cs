@@ -74,6 +74,7 @@ internal sealed partial class OutboxStore
             finally
             {
                 _dbLock.Release();
+                _checkpointer.Committed();
             }
         }
     }
