@@ -100,6 +100,7 @@ internal static class AllBenchmark
             ["producer_ops_per_s"] = producer.ProducerOpsPerSecond,
             ["producer_ops_per_batch"] = producer.OpsPerBatch,
             ["commit_1row_per_s"] = producer.Commit1RowPerSecond,
+            ["commit_1row_p99_ms"] = producer.Commit1RowP99Ms,
             ["ratio_producer_over_commit_1row"] = producer.RatioToCommit1Row,
             ["cli_append_ops"] = append.Ops,
             ["cli_append_ops_per_s"] = append.OpsPerSecond,
@@ -218,7 +219,7 @@ internal static class AllBenchmark
             sb.AppendLine(CultureInfo.InvariantCulture, $"| 8. client peak RSS, {c!["pending_ops"]!.GetValue<long>():N0} pending ops | {c["peak_rss_mib"]!.GetValue<double>():0} MiB | {c["bytes_per_pending_op"]!.GetValue<double>():0} B per pending op |");
         }
 
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| 9. outbox alone, 1-op commits one after another (fsync each) | {D("commit_1row_per_s"):N0} commits/s | ceiling of a sequential caller |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| 9. outbox alone, 1-op commits one after another (fsync each) | {D("commit_1row_per_s"):N0} commits/s (p99 {D("commit_1row_p99_ms"):0.00} ms) | ceiling of a sequential caller |");
         sb.AppendLine(CultureInfo.InvariantCulture, $"| 9. sequential producer (one task awaiting each `PutAsync`) | {D("producer_ops_per_s"):N0} ops/s acked, {D("producer_ops_per_batch"):0.0} ops per batch | {D("ratio_producer_over_commit_1row"):0.00}× the 1-row commit rate |");
         sb.AppendLine(CultureInfo.InvariantCulture, $"| 10. `sharerpc append --file` of {r["cli_append_ops"]!.GetValue<long>():N0} puts | {D("cli_append_ops_per_s"):N0} ops/s | {D("ratio_cli_append_over_durable"):0.00}× durable saturation |");
         sb.AppendLine();

@@ -16,7 +16,9 @@ internal static class ProducerBenchmarks
     /// <param name="Commit1RowPerSecond">Sequential 1-op enqueues into the outbox alone (no sender, no server).</param>
     /// <param name="ProducerOpsPerSecond">Acked ops/s of one task awaiting each PutAsync, flushed at the end.</param>
     /// <param name="OpsPerBatch">Ops per AppendOps batch on that run (from the sender's hooks).</param>
-    public sealed record ProducerResult(double Commit1RowPerSecond, long Ops, double Seconds, double ProducerOpsPerSecond, long Batches, double OpsPerBatch, double RatioToCommit1Row, double? LingerMs);
+    /// <param name="Commit1RowP50Ms">Median time of one of those commits (enqueue call to return).</param>
+    /// <param name="Commit1RowP99Ms">Its 99th percentile: where WAL checkpoints on the commit path show (docs/performance.md).</param>
+    public sealed record ProducerResult(double Commit1RowPerSecond, double Commit1RowP50Ms, double Commit1RowP99Ms, long Ops, double Seconds, double ProducerOpsPerSecond, long Batches, double OpsPerBatch, double RatioToCommit1Row, double? LingerMs);
 
     /// <param name="OpsPerSecond">Input lines / wall seconds of the whole CLI run (start, read, enqueue, every ack).</param>
     public sealed record AppendResult(long Ops, double Seconds, double OpsPerSecond, int ExitCode, long PeakRssBytes);
@@ -27,8 +29,8 @@ internal static class ProducerBenchmarks
         try
         {
             log.WriteLine($"producer bench: one task awaiting each PutAsync (durable), {valueBytes} B values, {duration.TotalSeconds:0.#} s; against the outbox's 1-row commit rate");
-            var commit = await Commit1RowAsync(Path.Combine(dir, "commit.db"), duration, valueBytes, ct);
-            log.WriteLine($"  outbox alone, one 1-op commit after another: {commit:N0} commits/s");
+            var (commit, commitP50, commitP99) = await Commit1RowAsync(Path.Combine(dir, "commit.db"), duration, valueBytes, ct);
+            log.WriteLine($"  outbox alone, one 1-op commit after another: {commit:N0} commits/s, p50 {commitP50:0.00} ms, p99 {commitP99:0.00} ms");
             await using var server = await ServerProcess.StartAsync(Path.Combine(dir, "server"), ct);
             await using (var warm = await DurableBenchmark.Session.OpenAsync(server.Address, Path.Combine(dir, "warm.db"), "warm", ct))
             {
@@ -43,6 +45,8 @@ internal static class ProducerBenchmarks
             var rate = ops / seconds;
             var result = new ProducerResult(
                 BenchSupport.R(commit),
+                BenchSupport.R(commitP50, 3),
+                BenchSupport.R(commitP99, 3),
                 ops,
                 BenchSupport.R(seconds, 2),
                 BenchSupport.R(rate),
@@ -114,21 +118,23 @@ internal static class ProducerBenchmarks
         return (ops, sw.Elapsed.TotalSeconds);
     }
 
-    private static async Task<double> Commit1RowAsync(string path, TimeSpan duration, int valueBytes, CancellationToken ct)
+    private static async Task<(double PerSecond, double P50Ms, double P99Ms)> Commit1RowAsync(string path, TimeSpan duration, int valueBytes, CancellationToken ct)
     {
         var value = Google.Protobuf.ByteString.CopyFrom(new byte[valueBytes]);
         await using var outbox = OutboxStore.Open(path);
         const string ShareId = "commit";
         await outbox.EnsureProducerAsync(ShareId, "sharerpc://127.0.0.1:1/commit/cap#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-        long ops = 0;
+        var times = new List<double>();
         var sw = Stopwatch.StartNew();
         while (sw.Elapsed < duration && !ct.IsCancellationRequested)
         {
-            await outbox.EnqueueAsync(ShareId, new Op { Put = new Put { Collection = "docs", Key = "k" + ops.ToString(CultureInfo.InvariantCulture), Value = value } });
-            ops++;
+            var started = Stopwatch.GetTimestamp();
+            await outbox.EnqueueAsync(ShareId, new Op { Put = new Put { Collection = "docs", Key = "k" + times.Count.ToString(CultureInfo.InvariantCulture), Value = value } });
+            times.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
 
-        return ops / sw.Elapsed.TotalSeconds;
+        var sorted = times.Order().ToArray();
+        return (times.Count / sw.Elapsed.TotalSeconds, BenchSupport.Percentile(sorted, 0.50), BenchSupport.Percentile(sorted, 0.99));
     }
 
     private static async Task WriteInputAsync(string path, long ops, int valueBytes, CancellationToken ct)
