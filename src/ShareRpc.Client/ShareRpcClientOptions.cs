@@ -39,6 +39,14 @@ public sealed class ShareRpcClientOptions
     /// </summary>
     public TimeSpan Linger { get; set; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// How long a sender keeps its AppendOps stream open once everything is acked and nothing waits,
+    /// in case more ops come (docs/client.md, "Sender"): a new stream costs a round trip and the
+    /// server's per-stream set-up. Zero closes it at once. The server ends streams idle for longer
+    /// than its own RequestIdleTimeout (2 min by default).
+    /// </summary>
+    public TimeSpan IdleStreamTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>First reconnect delay; doubles (with jitter) up to <see cref="MaxBackoff"/>.</summary>
     public TimeSpan InitialBackoff { get; set; } = TimeSpan.FromMilliseconds(50);
 
@@ -79,6 +87,7 @@ public sealed class ShareRpcClientOptions
         var problems = new List<string>();
         if (MaxInFlightBatches <= 0) problems.Add($"MaxInFlightBatches must be > 0 (was {MaxInFlightBatches}).");
         if (Linger < TimeSpan.Zero) problems.Add($"Linger must be >= 0 (was {Linger}).");
+        if (IdleStreamTimeout < TimeSpan.Zero) problems.Add($"IdleStreamTimeout must be >= 0 (was {IdleStreamTimeout}).");
         if (InitialBackoff <= TimeSpan.Zero) problems.Add($"InitialBackoff must be > 0 (was {InitialBackoff}).");
         if (MaxBackoff < InitialBackoff) problems.Add($"MaxBackoff must be >= InitialBackoff (was {MaxBackoff} < {InitialBackoff}).");
         if (UnaryTimeout <= TimeSpan.Zero) problems.Add($"UnaryTimeout must be > 0 (was {UnaryTimeout}).");
