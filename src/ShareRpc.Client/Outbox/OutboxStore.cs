@@ -11,7 +11,7 @@ namespace ShareRpc.Client.Outbox;
 /// whose bytes are stored before the first send, and marked acked or rejected in one
 /// transaction per ack. One writer process per file, enforced with an exclusive lock file.
 /// </summary>
-internal sealed partial class OutboxStore : IAsyncDisposable
+internal sealed partial class OutboxStore : IOutboxStore
 {
     // Batch states in SQL: 1 sealed (unacked), 2 acked.
 
@@ -38,6 +38,8 @@ internal sealed partial class OutboxStore : IAsyncDisposable
     }
 
     public string Path { get; }
+
+    public OutboxEngine Engine => OutboxEngine.Sqlite;
 
     /// <summary>The connection, for tests that measure the work a statement does (SQLite's progress handler).</summary>
     internal SqliteConnection Connection => _db;
