@@ -1,7 +1,6 @@
 // LiteDbOutboxStore: making ops durable, one at a time with concurrent enqueues sharing one commit (group
 // commit, as the SQLite store's committer does), or many in one commit (the CLI's append).
 using System.Globalization;
-using System.Threading.Channels;
 using Google.Protobuf;
 using LiteDB;
 using ShareRpc.Client.Outbox;
@@ -25,70 +24,21 @@ internal sealed partial class LiteDbOutboxStore
     private IEnumerable<BsonDocument> OpRows(string shareId, ulong from, ulong to = long.MaxValue, int limit = int.MaxValue) =>
         _ops.Query().Where(RowRange(shareId, from, to)).OrderBy("_id").Limit(limit).ToEnumerable();
 
-    public async Task<EnqueuedOp> EnqueueAsync(string shareId, Op op)
+    /// <summary>Makes the op durable and returns its id and seq; concurrent calls share one commit (<see cref="GroupCommitQueue"/>).</summary>
+    public Task<EnqueuedOp> EnqueueAsync(string shareId, Op op) => _enqueues.EnqueueAsync(shareId, op);
+
+    /// <summary>One group in one transaction; only after its commit (and fsync) returned does an enqueue return.</summary>
+    private void CommitGroupDurably(List<EnqueueRequest> group)
     {
-        ArgumentException.ThrowIfNullOrEmpty(shareId);
-        ArgumentNullException.ThrowIfNull(op);
-        if (op.KindCase == Op.KindOneofCase.None)
+        foreach (var (request, result) in InTransaction(() => CommitGroup(group)))
         {
-            throw new ArgumentException("The op has no kind (put, delete or append).", nameof(op));
+            request.Done.TrySetResult(result);
         }
-
-        var request = new EnqueueRequest(shareId, op.Clone());
-        if (string.IsNullOrEmpty(request.Op.OpId))
-        {
-            request.Op.OpId = Guid.CreateVersion7().ToString();
-        }
-
-        try
-        {
-            await _enqueues.Writer.WriteAsync(request).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException)
-        {
-            throw new ObjectDisposedException(nameof(LiteDbOutboxStore));
-        }
-
-        return await request.Done.Task.ConfigureAwait(false);
     }
 
-    /// <summary>Group commit: every enqueue waiting when a commit starts rides in it (one commit, its fsyncs shared).</summary>
-    private async Task CommitLoopAsync()
-    {
-        var reader = _enqueues.Reader;
-        var group = new List<EnqueueRequest>();
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
-        {
-            group.Clear();
-            while (group.Count < _options.MaxOpsPerCommit && reader.TryRead(out var r))
-            {
-                group.Add(r);
-            }
-
-            await _dbLock.WaitAsync().ConfigureAwait(false);
-            try
-            {
-                foreach (var (request, result) in InTransaction(() => CommitGroup(group)))
-                {
-                    // Only now, after the commit (and its fsync) returned, does an enqueue return.
-                    request.Done.TrySetResult(result);
-                }
-            }
-            catch (Exception ex)
-            {
-                // Nothing in the group is durable: every caller learns it (disk full, a damaged file, etc.).
-                var error = ex is LiteException l && IsDamage(l) ? Damaged("LiteDB cannot write it: " + l.Message, l) : ex;
-                foreach (var r in group)
-                {
-                    r.Done.TrySetException(error);
-                }
-            }
-            finally
-            {
-                _dbLock.Release();
-            }
-        }
-    }
+    /// <summary>What an enqueue's caller sees of a failed group commit: LiteDB's damage as OutboxCorruptException.</summary>
+    private Exception DescribeCommitError(Exception ex) =>
+        ex is LiteException l && IsDamage(l) ? Damaged("LiteDB cannot write it: " + l.Message, l) : ex;
 
     /// <summary>
     /// Writes a group's ops in the open transaction; a request refused alone (no producer, an op id set aside
@@ -221,10 +171,5 @@ internal sealed partial class LiteDbOutboxStore
             // The op id was looked up first, so the taken key is the seq.
             throw Damaged($"seq {op.Seq} of share {shareId} is taken although the producer row says it is next (the producer row is behind its ops).", ex);
         }
-    }
-
-    private sealed record EnqueueRequest(string ShareId, Op Op)
-    {
-        public TaskCompletionSource<EnqueuedOp> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

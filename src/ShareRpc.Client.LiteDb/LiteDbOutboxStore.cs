@@ -1,6 +1,5 @@
 // LiteDbOutboxStore: the type itself (fields, Open, the process lock, DisposeAsync); each concern is in a LiteDbOutboxStore.*.cs file.
 using System.Diagnostics;
-using System.Threading.Channels;
 using Google.Protobuf;
 using LiteDB;
 using LiteDB.Engine;
@@ -35,8 +34,7 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
     private readonly SemaphoreSlim _dbLock = new(1, 1);
     private readonly OutboxOptions _options;
     private readonly TimeProvider _time;
-    private readonly Channel<EnqueueRequest> _enqueues;
-    private readonly Task _committer;
+    private readonly GroupCommitQueue _enqueues;
     private readonly ILiteCollection<BsonDocument> _producers, _ops, _batches, _rejections, _intents, _setAside;
 
     private LiteDbOutboxStore(string path, LiteDatabase db, FsyncLogStream log, FileStream lockFile, OutboxOptions options, TimeProvider time)
@@ -54,8 +52,7 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
         _intents = db.GetCollection(Intents);
         _setAside = db.GetCollection(SetAsideCol);
         _hasSetAside = CountSetAside() > 0;
-        _enqueues = Channel.CreateBounded<EnqueueRequest>(new BoundedChannelOptions(options.MaxQueuedEnqueues) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-        _committer = Task.Run(CommitLoopAsync);
+        _enqueues = new GroupCommitQueue(options, _dbLock, CommitGroupDurably, DescribeCommitError);
     }
 
     public string Path { get; }
@@ -119,8 +116,7 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
 
     public async ValueTask DisposeAsync()
     {
-        _enqueues.Writer.TryComplete();
-        await _committer.ConfigureAwait(false);
+        await _enqueues.CompleteAsync().ConfigureAwait(false);
         await _dbLock.WaitAsync().ConfigureAwait(false);
         try
         {

@@ -1,5 +1,4 @@
 // OutboxStore: the type itself (fields, Open, the writer lock, DisposeAsync); each concern is in an OutboxStore.*.cs file.
-using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.Data.Sqlite;
 
@@ -23,8 +22,7 @@ internal sealed partial class OutboxStore : IOutboxStore
     private FileStream? _lockFile;
     private readonly OutboxOptions _options;
     private readonly TimeProvider _time;
-    private readonly Channel<EnqueueRequest> _enqueues;
-    private readonly Task _committer;
+    private readonly GroupCommitQueue _enqueues;
 
     private OutboxStore(string path, SqliteConnection db, OutboxOptions options, TimeProvider time)
     {
@@ -33,8 +31,7 @@ internal sealed partial class OutboxStore : IOutboxStore
         _options = options;
         _time = time;
         _hasSetAside = CountSetAside() > 0;
-        _enqueues = Channel.CreateBounded<EnqueueRequest>(new BoundedChannelOptions(options.MaxQueuedEnqueues) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-        _committer = Task.Run(CommitLoopAsync);
+        _enqueues = new GroupCommitQueue(options, _dbLock, CommitGroup, DescribeCommitError);
     }
 
     public string Path { get; }
@@ -113,8 +110,7 @@ internal sealed partial class OutboxStore : IOutboxStore
 
     public async ValueTask DisposeAsync()
     {
-        _enqueues.Writer.TryComplete();
-        await _committer.ConfigureAwait(false);
+        await _enqueues.CompleteAsync().ConfigureAwait(false);
         await _dbLock.WaitAsync().ConfigureAwait(false);
         ClearInUseMark();
         _db.Dispose();
