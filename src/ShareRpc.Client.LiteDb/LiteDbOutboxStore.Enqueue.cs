@@ -147,7 +147,8 @@ internal sealed partial class LiteDbOutboxStore
         return new BulkEnqueued(next++, BulkOutcome.New);
     }
 
-    private BsonDocument? FindOp(string opId) => _ops.FindOne(Query.EQ("op_id", opId));
+    /// <summary>The op row of an op id (its share_id and seq), by the op_ids collection's primary key.</summary>
+    private BsonDocument? FindOp(string opId) => _opIds.FindById(opId);
 
     /// <summary>Inserts an op row (its Seq already set): the op bytes, with their seq, and their checksum.</summary>
     private void InsertOp(string shareId, Op op, long now)
@@ -165,6 +166,7 @@ internal sealed partial class LiteDbOutboxStore
                 ["t"] = now,
                 ["crc"] = (long)Crc32C.OfOpRow(op.Seq, bytes),
             });
+            _opIds.Insert(new BsonDocument { ["_id"] = op.OpId, ["share_id"] = shareId, ["seq"] = (long)op.Seq });
         }
         catch (LiteException ex) when (ex.ErrorCode == LiteException.INDEX_DUPLICATE_KEY)
         {

@@ -45,7 +45,6 @@ internal sealed partial class LiteDbOutboxStore
             using (var log = FsyncLogStream.Open(LogPathOf(temp), fsync: true))
             using (var db = OpenDatabase(temp, log))
             {
-                db.GetCollection(Ops).EnsureIndex("op_id", "$.op_id", unique: true);
                 db.GetCollection(Batches).EnsureIndex("k", "$.k", unique: true);
                 db.GetCollection(SetAsideCol).EnsureIndex("op_id", "$.op_id", unique: false);
                 db.GetCollection(Meta).Insert(new BsonDocument { ["_id"] = "schema", ["version"] = SchemaVersion });

@@ -114,6 +114,11 @@ internal sealed partial class LiteDbOutboxStore
         return InTransaction(() =>
         {
             // Acked batches cover consecutive seqs, so every op row in [lo, hi] is one of theirs: one key range.
+            foreach (var id in OpRows(shareId, lo, hi).Select(d => d["op_id"]).ToList())
+            {
+                _opIds.Delete(id);
+            }
+
             var removed = _ops.DeleteMany(RowRange(shareId, lo, hi));
             foreach (var b in due)
             {

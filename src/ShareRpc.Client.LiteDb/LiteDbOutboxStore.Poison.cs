@@ -56,6 +56,7 @@ internal sealed partial class LiteDbOutboxStore
             ["state"] = SetAsideWaiting,
         });
         _ops.Delete(RowKey(shareId, row.Seq));
+        _opIds.Delete(op.OpId);
         _batches.DeleteMany(Query.Between("k", BatchKey(shareId, Sealed, 0), BatchKey(shareId, Sealed, long.MaxValue)));
         UpdateProducer(shareId, p =>
         {

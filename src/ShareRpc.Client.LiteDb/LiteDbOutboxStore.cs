@@ -26,6 +26,10 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
     private const string SetAsideCol = "set_aside";
     private const string Meta = "meta";
 
+    // op id → (share, seq): a primary-key lookup. Measured: the same lookup through a secondary index on ops.op_id
+    // cost ~2.4 ms per enqueue (20× the whole enqueue without it) at 64 concurrent 1 KiB enqueues.
+    private const string OpIds = "op_ids";
+
     private static readonly TimeSpan s_lockPoll = TimeSpan.FromMilliseconds(20);
 
     private readonly LiteDatabase _db;
@@ -35,7 +39,7 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
     private readonly OutboxOptions _options;
     private readonly TimeProvider _time;
     private readonly GroupCommitQueue _enqueues;
-    private readonly ILiteCollection<BsonDocument> _producers, _ops, _batches, _rejections, _intents, _setAside;
+    private readonly ILiteCollection<BsonDocument> _producers, _ops, _opIds, _batches, _rejections, _intents, _setAside;
 
     private LiteDbOutboxStore(string path, LiteDatabase db, FsyncLogStream log, FileStream lockFile, OutboxOptions options, TimeProvider time)
     {
@@ -51,6 +55,7 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
         _rejections = db.GetCollection(Rejections);
         _intents = db.GetCollection(Intents);
         _setAside = db.GetCollection(SetAsideCol);
+        _opIds = db.GetCollection(OpIds);
         _hasSetAside = CountSetAside() > 0;
         _enqueues = new GroupCommitQueue(options, _dbLock, CommitGroupDurably, DescribeCommitError);
     }
