@@ -18,6 +18,9 @@ bash tests/viewer/setup.sh || { echo "test.sh: chromium setup failed"; echo "0 p
 # 1d. dotnet-counters as a global tool, for the real-process metrics test (tests/ShareRpc.Client.Tests/CountersTests.cs).
 bash tests/diagnostics/setup.sh || { echo "test.sh: dotnet-counters setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
+# 1e. strace, for the LiteDB outbox's fsync test (tests/ShareRpc.Client.Tests/LiteDbFsyncTraceTests.cs).
+bash tests/diagnostics/strace.sh || { echo "test.sh: strace setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
 # 2. The contract lints clean under buf STANDARD (buf.yaml).
 buf=tests/conformance/node/node_modules/.bin/buf
 if ! "$buf" lint; then

@@ -30,7 +30,7 @@ internal static class Program
         {
             // A usage error: what is wrong, on one line (System.CommandLine would add the whole help text).
             var command = parsed.CommandResult.Command is RootCommand ? "sharerpc" : "sharerpc " + parsed.CommandResult.Command.Name;
-            await Console.Error.WriteLineAsync($"sharerpc: {string.Join("; ", parsed.Errors.Select(e => e.Message))} (see {command} --help)");
+            await Console.Error.WriteLineAsync($"sharerpc: {string.Join("; ", parsed.Errors.Select(e => Fold(e.Message)))} (see {command} --help)");
             return 2;
         }
 
@@ -58,9 +58,12 @@ internal static class Program
             ex = inner;
         }
 
-        var text = string.Join(' ', ex.Message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        var text = Fold(ex.Message);
         return ex is ArgumentException or FormatException or IOException or InvalidOperationException or Client.ShareRpcCallException
             ? text
             : $"{text} ({ex.GetType().Name})";
     }
+
+    /// <summary>Line breaks folded into spaces (a choice of values, e.g. --outbox-engine's, comes one per line).</summary>
+    private static string Fold(string text) => string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 }

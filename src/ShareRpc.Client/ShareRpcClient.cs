@@ -23,7 +23,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
     private readonly ChannelPool _channels;
     private readonly ConcurrentDictionary<string, Lazy<ShareWriter>> _writers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _createLocks = new(StringComparer.Ordinal);
-    private readonly Lazy<OutboxStore> _outbox;
+    private readonly Lazy<IOutboxStore> _outbox;
     private int _disposed;
 
     /// <summary>A client with its own channels, built from <paramref name="options"/> (see also <c>AddShareRpcClient</c>).</summary>
@@ -42,7 +42,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
         Logger = Options.LoggerFactory.CreateLogger(ShareRpcClientDiagnostics.LoggerCategory);
         Metrics = new ClientMetrics(Options.InstanceName
             ?? (Options.OutboxPath is { } path ? Path.GetFullPath(path) : "pid " + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        _outbox = new Lazy<OutboxStore>(() => OutboxStore.Open(
+        _outbox = new Lazy<IOutboxStore>(() => Options.OutboxEngine.Open(
             Options.OutboxPath ?? throw new InvalidOperationException("Set ShareRpcClientOptions.OutboxPath: writers and share creation need a durable outbox."),
             Options.Outbox,
             Options.TimeProvider));
@@ -51,7 +51,7 @@ public sealed class ShareRpcClient : IAsyncDisposable
     public ShareRpcClientOptions Options { get; }
 
     /// <summary>The durable outbox (opened on first use).</summary>
-    internal OutboxStore Outbox => _outbox.Value;
+    internal IOutboxStore Outbox => _outbox.Value;
 
     internal LiveRefCache LiveRefs { get; }
 

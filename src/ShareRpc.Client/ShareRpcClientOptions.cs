@@ -10,6 +10,12 @@ public sealed class ShareRpcClientOptions
     /// <summary>The durable outbox file. Required for writers and for creating shares.</summary>
     public string? OutboxPath { get; set; }
 
+    /// <summary>
+    /// The engine that keeps the outbox file: <see cref="OutboxEngine.Sqlite"/> (default), or LiteDB from
+    /// the ShareRpc.Client.LiteDb package (docs/client.md, "Outbox stores", compares their guarantees).
+    /// </summary>
+    public OutboxEngine OutboxEngine { get; set; } = OutboxEngine.Sqlite;
+
     /// <summary>How the outbox is written and batches are cut.</summary>
     public OutboxOptions Outbox { get; set; } = new();
 
@@ -97,6 +103,7 @@ public sealed class ShareRpcClientOptions
         if (LoggerFactory is null) problems.Add("LoggerFactory must be set (NullLoggerFactory.Instance for none).");
         if (Limits is null) problems.Add("Limits must be set.");
         else problems.AddRange(Limits.Problems());
+        if (OutboxEngine is null) problems.Add("OutboxEngine must be set (OutboxEngine.Sqlite is the default).");
         if (Outbox is null) problems.Add("Outbox must be set.");
         else problems.AddRange(Outbox.Problems());
         if (Outbox is not null && Limits is not null && Outbox.MaxBatchOps > Limits.MaxOpsPerBatch)

@@ -197,4 +197,29 @@ public sealed class CliTests : IDisposable
         var error = OneErrorLine(tail);
         Assert.StartsWith($"sharerpc: Unavailable: gave up on http://{dead} after ", error);
     }
+
+    [Fact]
+    public async Task Outbox_engine_is_chosen_with_a_flag_and_a_file_of_the_other_engine_is_one_error_line()
+    {
+        var lite = _dir.File("lite.db");
+        await using (var store = TestEngines.ByName("litedb").Open(lite))
+        {
+            await store.EnsureProducerAsync(OutboxContractTests.Share, OutboxContractTests.Ref);
+            await store.EnqueueAsync(OutboxContractTests.Share, OutboxContractTests.Put("a"));
+        }
+
+        var status = await Cli("outbox", "status", "--outbox", lite, "--outbox-engine", "litedb");
+        Assert.True(status.ExitCode == 0, status.Describe());
+        Assert.Contains("share share-1: pending 1,", status.StandardOutput);
+        Assert.Contains($"The outbox {lite} is a litedb outbox, not a sqlite one", OneErrorLine(await Cli("outbox", "status", "--outbox", lite)));
+
+        var sqlite = _dir.File("sqlite.db");
+        await using (var store = TestEngines.ByName("sqlite").Open(sqlite))
+        {
+            await store.EnsureProducerAsync(OutboxContractTests.Share, OutboxContractTests.Ref);
+        }
+
+        Assert.Contains($"The outbox {sqlite} is a sqlite outbox, not a litedb one", OneErrorLine(await Cli("outbox", "status", "--outbox", sqlite, "--outbox-engine", "litedb")));
+        Assert.Contains("'berkeleydb' not recognized. Must be one of: 'sqlite' 'litedb'", OneErrorLine(await Cli("outbox", "status", "--outbox", sqlite, "--outbox-engine", "berkeleydb")));
+    }
 }

@@ -8,9 +8,10 @@ namespace ShareRpc.Client.Tests;
 
 /// <summary>
 /// Issue 13, item 9: an op the server refuses at call level is set aside with its reason, the ops
-/// behind it flow (renumbered on the wire, once each), and the application drops or retries it.
+/// behind it flow (renumbered on the wire, once each), and the application drops or retries it. On each
+/// outbox engine (one subclass per engine, below).
 /// </summary>
-public sealed class PoisonOpTests : IAsyncLifetime
+public abstract class PoisonOpTests : IAsyncLifetime
 {
     private const int TightValueBytes = 100;
     private readonly TempDir _dir = new("poison-");
@@ -43,9 +44,13 @@ public sealed class PoisonOpTests : IAsyncLifetime
     private Task<InProcessServer> StartServerAsync(bool tight) =>
         InProcessServer.StartAsync(o => o.Limits.MaxValueBytes = tight ? TightValueBytes : 1024 * 1024, _port, _dir.File("server"));
 
+    /// <summary>The engine of the client's outbox.</summary>
+    internal abstract OutboxEngine Engine { get; }
+
     private ShareRpcClient NewClient() => new(new ShareRpcClientOptions
     {
         OutboxPath = _dir.File("outbox.db"),
+        OutboxEngine = Engine,
         InitialBackoff = TimeSpan.FromMilliseconds(10),
         MaxBackoff = TimeSpan.FromMilliseconds(200),
         Outbox = new OutboxOptions { MaxBatchOps = 4 },
@@ -165,4 +170,14 @@ public sealed class PoisonOpTests : IAsyncLifetime
         Assert.Empty(await resumed.GetPoisonOpsAsync());
         Assert.Equal(0, (await again.Outbox.GetStatusAsync(resumed.ShareId)).PendingOps);
     }
+}
+
+public sealed class SqlitePoisonOpTests : PoisonOpTests
+{
+    internal override OutboxEngine Engine => OutboxEngine.Sqlite;
+}
+
+public sealed class LiteDbPoisonOpTests : PoisonOpTests
+{
+    internal override OutboxEngine Engine { get; } = new ShareRpc.Client.LiteDb.LiteDbOutboxEngine();
 }

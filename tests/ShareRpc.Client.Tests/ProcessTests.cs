@@ -46,12 +46,14 @@ public sealed class ProcessTests : IDisposable
         return log;
     }
 
-    [Fact]
-    public async Task Server_killed_mid_stream_and_restarted_every_op_applied_once_in_seq_order()
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("litedb")]
+    public async Task Server_killed_mid_stream_and_restarted_every_op_applied_once_in_seq_order(string engine)
     {
         var port = Ports.Free();
         var (server, address) = await StartServerAsync(port);
-        await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("outbox.db"), InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromMilliseconds(300) });
+        await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("outbox.db"), OutboxEngine = TestEngines.ByName(engine), InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromMilliseconds(300) });
         var sturdy = await client.EnsureShareAsync(address, "session-server-kill");
         var writer = client.OpenWriter(sturdy);
         var pending = new List<PendingOp>();
@@ -79,20 +81,22 @@ public sealed class ProcessTests : IDisposable
     }
 
     [Theory]
-    [InlineData("--fault-hold-before-send", "fault: holding before send")]
-    [InlineData("--fault-hold-before-ack", "fault: holding before ack")]
-    public async Task Client_killed_then_restarted_on_the_same_outbox_finishes_each_op_once(string fault, string marker)
+    [InlineData("--fault-hold-before-send", "fault: holding before send", "sqlite")]
+    [InlineData("--fault-hold-before-ack", "fault: holding before ack", "sqlite")]
+    [InlineData("--fault-hold-before-send", "fault: holding before send", "litedb")]
+    [InlineData("--fault-hold-before-ack", "fault: holding before ack", "litedb")]
+    public async Task Client_killed_then_restarted_on_the_same_outbox_finishes_each_op_once(string fault, string marker, string engine)
     {
         var (server, address) = await StartServerAsync(Ports.Free());
         await using var _ = server;
         var outbox = _dir.File("writer.db");
-        var create = TestProcess.Start(RepoPaths.CliDll, "create", "--server", address, "--key", "session-client-kill", "--outbox", outbox);
+        var create = TestProcess.Start(RepoPaths.CliDll, "create", "--server", address, "--key", "session-client-kill", "--outbox", outbox, "--outbox-engine", engine);
         Assert.Equal(0, await create.WaitForExitAsync());
         var sturdy = create.Lines.Single(l => l.StartsWith("sharerpc://", StringComparison.Ordinal));
 
         var input = _dir.File("ops.jsonl");
         await File.WriteAllLinesAsync(input, Enumerable.Range(0, 200).Select(i => $"{{\"op\":\"put\",\"collection\":\"c\",\"key\":\"k{i}\",\"value\":\"v{i}\"}}"));
-        await using (var first = TestProcess.Start(RepoPaths.CliDll, "append", "--ref", sturdy, "--outbox", outbox, "--file", input, fault))
+        await using (var first = TestProcess.Start(RepoPaths.CliDll, "append", "--ref", sturdy, "--outbox", outbox, "--file", input, fault, "--outbox-engine", engine))
         {
             await first.WaitForLineAsync(l => l.StartsWith(marker, StringComparison.Ordinal));
             await first.KillAsync();
@@ -100,7 +104,7 @@ public sealed class ProcessTests : IDisposable
 
         // What the killed process made durable is the truth: every such op must be applied once.
         ulong enqueued;
-        await using (var store = Outbox.OutboxStore.Open(outbox))
+        await using (var store = TestEngines.ByName(engine).Open(outbox))
         {
             enqueued = (await store.GetProducersAsync()).Single().NextSeq - 1;
         }
@@ -120,7 +124,7 @@ public sealed class ProcessTests : IDisposable
         // A new process on the same outbox: resumes what the dead one left, sends nothing new.
         var empty = _dir.File("empty.jsonl");
         await File.WriteAllTextAsync(empty, "");
-        var second = TestProcess.Start(RepoPaths.CliDll, "append", "--ref", sturdy, "--outbox", outbox, "--file", empty);
+        var second = TestProcess.Start(RepoPaths.CliDll, "append", "--ref", sturdy, "--outbox", outbox, "--file", empty, "--outbox-engine", engine);
         Assert.Equal(0, await second.WaitForExitAsync());
 
         var log = await ReadLogAsync(observer, sturdy);
@@ -211,14 +215,17 @@ public sealed class ProcessTests : IDisposable
         Assert.Contains(refused.Lines, l => l.Contains("line 1", StringComparison.Ordinal) && l.Contains("put, delete or append", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public async Task Ensure_share_from_two_processes_on_one_outbox_yields_one_share()
+    /// <summary>On LiteDB the second process waits for the first to close the file (one process per file).</summary>
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("litedb")]
+    public async Task Ensure_share_from_two_processes_on_one_outbox_yields_one_share(string engine)
     {
         var (server, address) = await StartServerAsync(Ports.Free());
         await using var _ = server;
         var outbox = _dir.File("shared.db");
-        var a = TestProcess.Start(RepoPaths.CliDll, "create", "--server", address, "--key", "session-two-procs", "--outbox", outbox);
-        var b = TestProcess.Start(RepoPaths.CliDll, "create", "--server", address, "--key", "session-two-procs", "--outbox", outbox);
+        var a = TestProcess.Start(RepoPaths.CliDll, "create", "--server", address, "--key", "session-two-procs", "--outbox", outbox, "--outbox-engine", engine);
+        var b = TestProcess.Start(RepoPaths.CliDll, "create", "--server", address, "--key", "session-two-procs", "--outbox", outbox, "--outbox-engine", engine);
         Assert.Equal(0, await a.WaitForExitAsync());
         Assert.Equal(0, await b.WaitForExitAsync());
         var refA = a.Lines.Single(l => l.StartsWith("sharerpc://", StringComparison.Ordinal));

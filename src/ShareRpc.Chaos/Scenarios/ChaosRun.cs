@@ -19,6 +19,9 @@ public sealed class ChaosReport
 
     /// <summary>The stores the scenarios' and crash loops' servers really ran on ("sqlite", "postgres").</summary>
     public SortedSet<string> Stores { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The engines of the scenarios' and crash loops' client outboxes ("sqlite", "litedb").</summary>
+    public SortedSet<string> OutboxEngines { get; } = new(StringComparer.Ordinal);
     public TimeSpan Elapsed { get; set; }
 
     public long ViolationCount => Violations.Values.Sum();
@@ -33,6 +36,7 @@ public sealed class ChaosReport
             Scenarios++;
             Ops += r.Ops;
             Stores.Add(r.Store);
+            OutboxEngines.Add(r.OutboxEngine);
             ServerErrors += r.ServerErrors.Count;
             foreach (var (k, n) in r.Faults)
             {
@@ -58,6 +62,7 @@ public sealed class ChaosReport
             CrashLoops++;
             Kills += r.Kills;
             Stores.Add(r.Store);
+            OutboxEngines.Add(r.OutboxEngine);
             Ops += r.Ops;
             foreach (var v in r.Violations)
             {
@@ -78,6 +83,7 @@ public sealed class ChaosReport
         void Row(string name, object value) => b.Append(CultureInfo.InvariantCulture, $"  {name,-22} {value,10}\n");
         b.Append("chaos run\n");
         Row("store", Stores.Count == 0 ? "-" : string.Join("+", Stores));
+        Row("outbox engine", OutboxEngines.Count == 0 ? "-" : string.Join("+", OutboxEngines));
         Row("scenarios", Scenarios);
         Row("crash loops", CrashLoops);
         Row("processes killed", Kills);

@@ -20,6 +20,9 @@ public sealed record CrashLoopResult(int Seed, int Ops, int Kills, IReadOnlyList
     /// <summary>The store the server ran on: "sqlite" or "postgres".</summary>
     public string Store { get; init; } = "sqlite";
 
+    /// <summary>The engine of the writer's outbox: "sqlite" or "litedb".</summary>
+    public string OutboxEngine { get; init; } = "sqlite";
+
     /// <summary>Times the server was SIGKILLed and restarted on the same storage before the end (the final kill not counted).</summary>
     public int ServerRestarts { get; init; }
 }
@@ -48,13 +51,15 @@ public static class CrashLoop
 
     /// <summary>
     /// The writer child (<c>sharerpc chaos writer</c>): resumes its outbox, enqueues its remaining ops one at a
-    /// time (each durable before the next, so what is durable is always a prefix), flushes, prints "done".
+    /// time (each durable before the next, so what is durable is always a prefix), flushes, prints "done". The engine
+    /// of its outbox is <paramref name="outboxEngine"/> (null: SQLite).
     /// </summary>
-    public static async Task<int> RunWriterAsync(string sturdyRef, string outbox, int seed, int ops, TextWriter output)
+    public static async Task<int> RunWriterAsync(string sturdyRef, string outbox, int seed, int ops, TextWriter output, OutboxEngine? outboxEngine = null)
     {
         var client = new ShareRpcClient(new ShareRpcClientOptions
         {
             OutboxPath = outbox,
+            OutboxEngine = outboxEngine ?? OutboxEngine.Sqlite,
             Outbox = new OutboxOptions { FsyncEveryCommit = false, MaxBatchOps = 16 },
             InitialBackoff = TimeSpan.FromMilliseconds(10),
             MaxBackoff = TimeSpan.FromMilliseconds(200),
@@ -88,8 +93,10 @@ public static class CrashLoop
     /// A PostgreSQL connection string whose user may CREATE DATABASE: the server then runs on PostgreSQL, on a fresh
     /// database <c>sharerpc_crash_SEED_RANDOM</c> made on that server and dropped at the end. Null: SQLite files.
     /// </param>
-    public static async Task<CrashLoopResult> RunAsync(int seed, string cli, string? workDirectory = null, int ops = DefaultOps, string? postgres = null)
+    /// <param name="outboxEngine">The engine of the writer's outbox (null: SQLite); the writer child gets it as <c>--outbox-engine</c>.</param>
+    public static async Task<CrashLoopResult> RunAsync(int seed, string cli, string? workDirectory = null, int ops = DefaultOps, string? postgres = null, OutboxEngine? outboxEngine = null)
     {
+        var engine = outboxEngine ?? OutboxEngine.Sqlite;
         var clock = Stopwatch.StartNew();
         var r = new Random(unchecked((seed * 104729) + 7));
         var history = new OpHistory();
@@ -165,7 +172,7 @@ public static class CrashLoop
             {
                 history.Add("writer", EventType.Info, "started");
                 return ChildProcess.Start(cli, "chaos", "writer", "--ref", sturdy, "--outbox", writerOutbox,
-                    "--seed", seed.ToString(CultureInfo.InvariantCulture), "--ops", ops.ToString(CultureInfo.InvariantCulture));
+                    "--seed", seed.ToString(CultureInfo.InvariantCulture), "--ops", ops.ToString(CultureInfo.InvariantCulture), "--outbox-engine", engine.Name);
             }
 
             writer = StartWriter();
@@ -253,7 +260,7 @@ public static class CrashLoop
                 observation.Subscribers.Add(new ObservedSubscriber("observer", redeemed.ShareId, null, null, [.. seen], (ulong)Interlocked.Read(ref last) >= redeemed.Cursor));
             }
 
-            var outbox = OutboxStore.Open(writerOutbox);
+            var outbox = engine.Open(writerOutbox);
 
             await using (outbox.ConfigureAwait(false))
             {
@@ -331,6 +338,6 @@ public static class CrashLoop
             report = b.ToString();
         }
 
-        return new CrashLoopResult(seed, ops, kills, violations, report, clock.Elapsed) { Store = postgres is null ? "sqlite" : "postgres", ServerRestarts = serverRestarts };
+        return new CrashLoopResult(seed, ops, kills, violations, report, clock.Elapsed) { Store = postgres is null ? "sqlite" : "postgres", OutboxEngine = engine.Name, ServerRestarts = serverRestarts };
     }
 }

@@ -34,6 +34,9 @@ public sealed class ScenarioOptions
     /// </summary>
     public string? PostgresConnectionString { get; set; }
 
+    /// <summary>The engine of every producer's and the owner's outbox (docs/client.md, "Outbox stores"); SQLite by default.</summary>
+    public OutboxEngine OutboxEngine { get; set; } = OutboxEngine.Sqlite;
+
     /// <summary>"postgres" with <see cref="PostgresConnectionString"/>, else "sqlite".</summary>
     public string Store => PostgresConnectionString is null ? "sqlite" : "postgres";
 }
@@ -41,6 +44,9 @@ public sealed class ScenarioOptions
 /// <summary>The result of one seeded scenario.</summary>
 public sealed record ScenarioResult(int Seed, int Ops, IReadOnlyDictionary<FaultKind, int> Faults, IReadOnlyList<Violation> Violations, string? Report, TimeSpan Duration)
 {
+    /// <summary>The engine of the scenario's client outboxes ("sqlite" / "litedb").</summary>
+    public string OutboxEngine { get; init; } = "sqlite";
+
     /// <summary>The store the scenario's server really ran on ("sqlite" / "postgres"; the requested one if it never started).</summary>
     public string Store { get; init; } = "sqlite";
 
@@ -100,7 +106,7 @@ public static partial class ScenarioRunner
             started = server;
             store = server.Store;
             history.Add("harness", EventType.Info, "server", null, server.Schema is null ? store : $"{store}, schema {server.Schema}");
-            var owner = new ShareRpcClient(ClientOptions(Path.Combine(dir, "owner.db"), null, 8));
+            var owner = new ShareRpcClient(ClientOptions(Path.Combine(dir, "owner.db"), null, 8, options.OutboxEngine));
             disposables.Add(owner);
 
             // Set-up (no faults yet): shares, delegated capabilities.
@@ -191,7 +197,7 @@ public static partial class ScenarioRunner
             {
                 var handler = new TransportFaultHandler(p.Name, schedule, history);
                 handlers.Add(handler);
-                var client = new ShareRpcClient(ClientOptions(Path.Combine(dir, p.Name + ".db"), handler, p.MaxBatchOps));
+                var client = new ShareRpcClient(ClientOptions(Path.Combine(dir, p.Name + ".db"), handler, p.MaxBatchOps, options.OutboxEngine));
                 disposables.Add(client);
                 var share = spec.Shares[p.Share];
                 producers.Add(new Producer(p, client, client.OpenWriter(refs[p.Name].Ref), history));
@@ -294,18 +300,19 @@ public static partial class ScenarioRunner
         var violations = HistoryChecker.Check(observation).OrderBy(v => v.Kind == Violation.Stuck).ToList();
         var serverErrors = started?.ServerErrors ?? [];
         var report = violations.Count == 0 && serverErrors.Count == 0 ? null : Report(seed, options, spec, schedule, history, violations, serverErrors);
-        return new ScenarioResult(seed, spec.OpCount, history.FaultsFired, violations, report, clock.Elapsed) { Store = store, ServerErrors = serverErrors };
+        return new ScenarioResult(seed, spec.OpCount, history.FaultsFired, violations, report, clock.Elapsed) { Store = store, OutboxEngine = options.OutboxEngine.Name, ServerErrors = serverErrors };
     }
 
     /// <summary>
     /// Client settings the harness uses: fsync off in the outbox, fast backoff, small batches, and an
     /// optional fault handler in front of the client's own HTTP handler (one server, so one channel).
     /// </summary>
-    public static ShareRpcClientOptions ClientOptions(string? outbox, DelegatingHandler? faults, int maxBatchOps)
+    public static ShareRpcClientOptions ClientOptions(string? outbox, DelegatingHandler? faults, int maxBatchOps, OutboxEngine? outboxEngine = null)
     {
         var options = new ShareRpcClientOptions
         {
             OutboxPath = outbox,
+            OutboxEngine = outboxEngine ?? OutboxEngine.Sqlite,
             Outbox = new OutboxOptions { FsyncEveryCommit = false, MaxBatchOps = maxBatchOps },
             InitialBackoff = TimeSpan.FromMilliseconds(2),
             MaxBackoff = TimeSpan.FromMilliseconds(20),

@@ -51,12 +51,16 @@ internal static class DurableBenchmark
     public sealed record OutboxStages(long Ops, double EnqueueOpsPerSecond, double SealOpsPerSecond, double RecordAckOpsPerSecond, double EnqueueUsPerOp, double SealUsPerOp, double RecordAckUsPerOp, double CombinedCeilingOpsPerSecond);
 
     /// <param name="SaturationAwaitingAcks">The same, smaller, with every PendingOp.Acked observed (as a caller that awaits its acks does).</param>
-    public sealed record Result(int ValueBytes, Saturation Saturation, LoadCase[] Loads, OutboxStages Stages, Saturation? SaturationAwaitingAcks = null);
+    /// <param name="OutboxEngine">The engine of the client outboxes measured ("sqlite", "litedb").</param>
+    public sealed record Result(int ValueBytes, Saturation Saturation, LoadCase[] Loads, OutboxStages Stages, Saturation? SaturationAwaitingAcks = null, string OutboxEngine = "sqlite");
 
     /// <summary>Client settings under test (null: the SDK defaults).</summary>
     internal static int? LingerMs { get; set; }
 
     internal static int? MaxInFlightBatches { get; set; }
+
+    /// <summary>The engine of every client outbox the bench opens (<c>--outbox-engine</c>; docs/client.md, "Outbox stores").</summary>
+    internal static OutboxEngine Engine { get; set; } = OutboxEngine.Sqlite;
 
     /// <param name="postgres">When set, the server child keeps shares in this PostgreSQL database (the durable_pg figure).</param>
     public static async Task<Result> RunAsync(long ops, int[] rates, TimeSpan loadDuration, int valueBytes, TextWriter log, CancellationToken ct, string? postgres = null)
@@ -65,8 +69,8 @@ internal static class DurableBenchmark
         try
         {
             log.WriteLine(postgres is null
-                ? $"durable bench: outbox (FULL) → AppendOps → server child (FULL) → ack; {valueBytes} B values"
-                : $"durable bench on PostgreSQL: outbox (FULL) → AppendOps → server child → PostgreSQL (fsync, synchronous_commit on) → ack; {valueBytes} B values");
+                ? $"durable bench: {Engine} outbox (fsync per commit) → AppendOps → server child (FULL) → ack; {valueBytes} B values"
+                : $"durable bench on PostgreSQL: {Engine} outbox (fsync per commit) → AppendOps → server child → PostgreSQL (fsync, synchronous_commit on) → ack; {valueBytes} B values");
             await using var server = await ServerProcess.StartAsync(Path.Combine(dir, "server"), ct, postgres);
             var stages = await OutboxStagesAsync(Path.Combine(dir, "stages.db"), (int)Math.Min(ops, 100_000), valueBytes, ct);
             log.WriteLine($"  outbox stages alone ({stages.Ops:N0} ops): enqueue {stages.EnqueueOpsPerSecond:N0} ops/s ({stages.EnqueueUsPerOp:0.0} µs/op), seal {stages.SealOpsPerSecond:N0} ops/s ({stages.SealUsPerOp:0.0} µs/op), record ack {stages.RecordAckOpsPerSecond:N0} ops/s ({stages.RecordAckUsPerOp:0.0} µs/op) → one-connection ceiling {stages.CombinedCeilingOpsPerSecond:N0} ops/s");
@@ -121,7 +125,7 @@ internal static class DurableBenchmark
                 }
             }
 
-            return new Result(valueBytes, sat, [.. loads], stages, awaited);
+            return new Result(valueBytes, sat, [.. loads], stages, awaited, Engine.Name);
         }
         finally
         {
@@ -150,6 +154,7 @@ internal static class DurableBenchmark
             var options = new ShareRpcClientOptions
             {
                 OutboxPath = outbox,
+                OutboxEngine = Engine,
                 Faults = new ClientFaultHooks
                 {
                     BeforeSend = b =>
@@ -409,7 +414,7 @@ internal static class DurableBenchmark
     internal static async Task<OutboxStages> OutboxStagesAsync(string path, int ops, int valueBytes, CancellationToken ct)
     {
         var value = Google.Protobuf.ByteString.CopyFrom(new byte[valueBytes]);
-        await using var outbox = OutboxStore.Open(path);
+        await using var outbox = Engine.Open(path);
         var shareId = "stages";
         await outbox.EnsureProducerAsync(shareId, "sharerpc://127.0.0.1:1/stages/cap#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
         var sw = Stopwatch.StartNew();

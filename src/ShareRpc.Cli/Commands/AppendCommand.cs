@@ -31,11 +31,13 @@ internal static class AppendCommand
             id is its "op_id", else derived from the share, the line number and the line, so a rerun of the same input applies
             nothing twice. Ops already in the outbox (from an earlier run) are sent too.
             """) { sturdyRef, outbox, file, holdBeforeSend, holdBeforeAck };
+        var engine = OutboxEngineOption.Create();
+        command.Options.Add(engine);
         var telemetryOptions = ClientTelemetry.Options.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             using var telemetry = ClientTelemetry.Start(parse, telemetryOptions);
-            var options = new ShareRpcClientOptions { OutboxPath = parse.GetValue(outbox)!.FullName, LoggerFactory = telemetry.Loggers };
+            var options = new ShareRpcClientOptions { OutboxPath = parse.GetValue(outbox)!.FullName, OutboxEngine = OutboxEngineOption.Engine(parse.GetValue(engine)), LoggerFactory = telemetry.Loggers };
             if (parse.GetValue(holdBeforeSend) || parse.GetValue(holdBeforeAck))
             {
                 options.Faults = new ClientFaultHooks

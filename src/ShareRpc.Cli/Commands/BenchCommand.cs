@@ -140,9 +140,11 @@ internal static class BenchCommand
         var linger = new Option<int?>("--linger-ms") { Description = "Client LingerMs to measure (default: the SDK's)." };
         var inFlight = new Option<int?>("--max-in-flight") { Description = "Client MaxInFlightBatches to measure (default: the SDK's)." };
         var durablePg = new Option<string?>("--pg") { Description = "Measure the server on this PostgreSQL database instead of SQLite (connection string)." };
-        var durable = new Command("durable", "ShareRpc durable end to end (server in a child process): saturation ops/s, enqueue→ack latency at fixed loads, where the time goes.") { durableOps, rates, loadSeconds, durableOut, linger, inFlight, durablePg };
+        var durableEngine = OutboxEngineOption.Create();
+        var durable = new Command("durable", "ShareRpc durable end to end (server in a child process): saturation ops/s, enqueue→ack latency at fixed loads, where the time goes.") { durableOps, rates, loadSeconds, durableOut, linger, inFlight, durablePg, durableEngine };
         durable.SetAction(async (parse, ct) =>
         {
+            DurableBenchmark.Engine = OutboxEngineOption.Engine(parse.GetValue(durableEngine));
             DurableBenchmark.LingerMs = parse.GetValue(linger);
             DurableBenchmark.MaxInFlightBatches = parse.GetValue(inFlight);
             await WriteJsonAsync(parse.GetValue(durableOut), await DurableBenchmark.RunAsync(parse.GetValue(durableOps), parse.GetValue(rates)!, TimeSpan.FromSeconds(parse.GetValue(loadSeconds)), 1024, Console.Out, ct, parse.GetValue(durablePg)), ct);

@@ -33,9 +33,10 @@ internal static class ChaosCommand
         var store = new Option<string>("--store") { Description = "The servers' store: sqlite (embedded) or postgres (a schema per scenario, a database per crash loop, each dropped after).", DefaultValueFactory = _ => "sqlite" };
         store.AcceptOnlyFromAmong("sqlite", "postgres");
         var pg = new Option<string?>("--pg") { Description = "PostgreSQL connection string (with --store postgres; its user may CREATE DATABASE for crash loops). Default: a throwaway cluster (initdb, loopback, fsync off), stopped at the end." };
+        var engine = OutboxEngineOption.Create();
         var command = new Command("chaos", "Failure-injection harness: seeded scenarios, crash loops, canary; prints a table, exits 0 only with zero violations.")
         {
-            seeds, seedStart, crashLoops, canary, parallel, faults, rate, shares, producers, ops, verbose, store, pg,
+            seeds, seedStart, crashLoops, canary, parallel, faults, rate, shares, producers, ops, verbose, store, pg, engine,
         };
         command.Subcommands.Add(Writer());
         command.SetAction(async (parse, ct) =>
@@ -73,6 +74,7 @@ internal static class ChaosCommand
                         MaxOpsPerProducer = Math.Max(4, parse.GetValue(ops)),
                     },
                     PostgresConnectionString = postgres ? connectionString : null,
+                    OutboxEngine = OutboxEngineOption.Engine(parse.GetValue(engine)),
                 };
                 var p = Math.Max(1, parse.GetValue(parallel));
                 var beVerbose = parse.GetValue(verbose);
@@ -96,7 +98,7 @@ internal static class ChaosCommand
                     var clock = System.Diagnostics.Stopwatch.StartNew();
                     await Parallel.ForEachAsync(Enumerable.Range(parse.GetValue(seedStart), loops), new ParallelOptions { MaxDegreeOfParallelism = 2, CancellationToken = ct }, async (seed, _) =>
                     {
-                        var r = await CrashLoop.RunAsync(seed, cli, postgres: options.PostgresConnectionString);
+                        var r = await CrashLoop.RunAsync(seed, cli, postgres: options.PostgresConnectionString, outboxEngine: options.OutboxEngine);
                         report.Add(r);
                         if (beVerbose || r.Violations.Count > 0)
                         {
@@ -163,10 +165,11 @@ internal static class ChaosCommand
         var outbox = new Option<FileInfo>("--outbox") { Required = true };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
         var ops = new Option<int>("--ops") { DefaultValueFactory = _ => CrashLoop.DefaultOps };
-        var command = new Command("writer", "Crash-loop writer child: enqueue the seed's ops (resuming its outbox), flush, print done.") { sturdyRef, outbox, seed, ops };
+        var engine = OutboxEngineOption.Create();
+        var command = new Command("writer", "Crash-loop writer child: enqueue the seed's ops (resuming its outbox), flush, print done.") { sturdyRef, outbox, seed, ops, engine };
         command.Hidden = true;
         command.SetAction(async (parse, ct) =>
-            await CrashLoop.RunWriterAsync(parse.GetValue(sturdyRef)!, parse.GetValue(outbox)!.FullName, parse.GetValue(seed), parse.GetValue(ops), Console.Out));
+            await CrashLoop.RunWriterAsync(parse.GetValue(sturdyRef)!, parse.GetValue(outbox)!.FullName, parse.GetValue(seed), parse.GetValue(ops), Console.Out, OutboxEngineOption.Engine(parse.GetValue(engine))));
         return command;
     }
 }

@@ -16,12 +16,13 @@ internal static class ClientCommands
         var outbox = new Option<FileInfo>("--outbox") { Description = "Outbox file (holds the create intent and its secret).", Required = true };
         var title = new Option<string>("--title") { Description = "Share title.", DefaultValueFactory = _ => "" };
         var creator = new Option<string?>("--creator-token") { Description = "Creator token, if the server requires one." };
-        var command = new Command("create", "Create (or find again) the share for a key; prints its sturdy ref.") { server, key, outbox, title, creator };
+        var engine = OutboxEngineOption.Create();
+        var command = new Command("create", "Create (or find again) the share for a key; prints its sturdy ref.") { server, key, outbox, title, creator, engine };
         var telemetryOptions = ClientTelemetry.Options.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             using var telemetry = ClientTelemetry.Start(parse, telemetryOptions);
-            await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = parse.GetValue(outbox)!.FullName, CreatorToken = parse.GetValue(creator), LoggerFactory = telemetry.Loggers });
+            await using var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = parse.GetValue(outbox)!.FullName, OutboxEngine = OutboxEngineOption.Engine(parse.GetValue(engine)), CreatorToken = parse.GetValue(creator), LoggerFactory = telemetry.Loggers });
             var sturdy = await client.EnsureShareAsync(parse.GetValue(server)!, parse.GetValue(key)!, parse.GetValue(title)!, ct);
             Console.WriteLine(sturdy);
             return 0;

@@ -13,12 +13,13 @@ internal static class OutboxCommands
     public static Command Create()
     {
         var outbox = new Option<FileInfo>("--outbox") { Description = "Outbox file.", Required = true };
-        var status = new Command("status", "What is waiting in an outbox, per share, and every poison op set aside.") { outbox };
-        status.SetAction(async (parse, ct) => await StatusAsync(parse.GetValue(outbox)!));
+        var engine = OutboxEngineOption.Create();
+        var status = new Command("status", "What is waiting in an outbox, per share, and every poison op set aside.") { outbox, engine };
+        status.SetAction(async (parse, ct) => await StatusAsync(parse.GetValue(outbox)!, OutboxEngineOption.Engine(parse.GetValue(engine))));
         return new Command("outbox", "Inspect an outbox file; drop or retry a poison op.") { status, Decide("drop"), Decide("retry") };
     }
 
-    private static async Task<int> StatusAsync(FileInfo file)
+    private static async Task<int> StatusAsync(FileInfo file, OutboxEngine engine)
     {
         if (!file.Exists)
         {
@@ -26,7 +27,7 @@ internal static class OutboxCommands
             return 2;
         }
 
-        await using var store = OutboxStore.Open(file.FullName);
+        await using var store = engine.Open(file.FullName);
         var poison = await store.GetPoisonOpsAsync();
         foreach (var p in await store.GetProducersAsync())
         {
@@ -57,9 +58,10 @@ internal static class OutboxCommands
     {
         var outbox = new Option<FileInfo>("--outbox") { Description = "Outbox file.", Required = true };
         var opId = new Option<string>("--op-id") { Description = "The poison op's id (see outbox status).", Required = true };
+        var engine = OutboxEngineOption.Create();
         var command = new Command(verb, verb == "drop"
             ? "Drop a poison op: it is never sent."
-            : "Enqueue a poison op again (same op id) at the end of its share's sequence; the next append on this outbox sends it.") { outbox, opId };
+            : "Enqueue a poison op again (same op id) at the end of its share's sequence; the next append on this outbox sends it.") { outbox, opId, engine };
         command.SetAction(async (parse, ct) =>
         {
             var file = parse.GetValue(outbox)!;
@@ -69,7 +71,7 @@ internal static class OutboxCommands
                 throw new FileNotFoundException($"no outbox at {file.FullName}");
             }
 
-            await using var store = OutboxStore.Open(file.FullName);
+            await using var store = OutboxEngineOption.Engine(parse.GetValue(engine)).Open(file.FullName);
             // The sender's lock: a process sending from this outbox decides through its own writer.
             store.AcquireWriterLock();
             if (verb == "drop")

@@ -8,7 +8,7 @@ namespace ShareRpc.Client.Diagnostics;
 /// only while something observes the gauges; a read in between returns the last figures, with the
 /// age counted on to now. The hot paths (enqueue, ack) pay nothing for it.
 /// </summary>
-internal sealed class OutboxGauge(OutboxStore outbox, string shareId, TimeProvider clock)
+internal sealed class OutboxGauge(IOutboxStore outbox, string shareId, TimeProvider clock)
 {
     /// <summary>How stale the figures may be.</summary>
     public static readonly TimeSpan RefreshEvery = TimeSpan.FromSeconds(1);

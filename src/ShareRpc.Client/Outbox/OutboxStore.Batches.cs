@@ -169,7 +169,7 @@ internal sealed partial class OutboxStore
         return list;
     });
 
-    private static long[] EnqueueTimes(List<OpRow> rows)
+    internal static long[] EnqueueTimes(List<OpRow> rows)
     {
         var times = new long[rows.Count];
         for (var i = 0; i < rows.Count; i++)

@@ -44,24 +44,4 @@ internal sealed partial class OutboxStore
         tx.Commit();
         return removed;
     });
-
-    /// <summary>
-    /// Compacts every share, slice by slice, until nothing is due or <paramref name="cancellationToken"/>
-    /// fires. Between slices the store's lock is free (enqueues and acks go on) and the token is
-    /// looked at, so a dispose or a process exit waits for one slice at most. Returns the ops removed.
-    /// </summary>
-    public async Task<int> CompactAsync(DateTimeOffset now, CancellationToken cancellationToken = default)
-    {
-        var total = 0;
-        foreach (var producer in await GetProducersAsync().ConfigureAwait(false))
-        {
-            int removed;
-            while (!cancellationToken.IsCancellationRequested && (removed = await CompactSliceAsync(producer.ShareId, now).ConfigureAwait(false)) > 0)
-            {
-                total += removed;
-            }
-        }
-
-        return total;
-    }
 }

@@ -1,5 +1,4 @@
 // OutboxStore: making ops durable, with concurrent enqueues sharing one commit (group commit).
-using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.Data.Sqlite;
 using Sharerpc.V1;
@@ -15,69 +14,13 @@ internal sealed partial class OutboxStore
 
     /// <summary>
     /// Makes the op durable and returns its id and seq. The op id is made here (UUIDv7) unless
-    /// the caller set one. Concurrent calls share one commit (and one fsync).
+    /// the caller set one. Concurrent calls share one commit (and one fsync): <see cref="GroupCommitQueue"/>.
     /// </summary>
-    public async Task<EnqueuedOp> EnqueueAsync(string shareId, Op op)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(shareId);
-        ArgumentNullException.ThrowIfNull(op);
-        if (op.KindCase == Op.KindOneofCase.None)
-        {
-            throw new ArgumentException("The op has no kind (put, delete or append).", nameof(op));
-        }
+    public Task<EnqueuedOp> EnqueueAsync(string shareId, Op op) => _enqueues.EnqueueAsync(shareId, op);
 
-        var request = new EnqueueRequest(shareId, op.Clone());
-        if (string.IsNullOrEmpty(request.Op.OpId))
-        {
-            request.Op.OpId = Guid.CreateVersion7().ToString();
-        }
-
-        try
-        {
-            await _enqueues.Writer.WriteAsync(request).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException)
-        {
-            throw new ObjectDisposedException(nameof(OutboxStore));
-        }
-
-        return await request.Done.Task.ConfigureAwait(false);
-    }
-
-    /// <summary>Group commit: every enqueue waiting when a commit starts rides in it.</summary>
-    private async Task CommitLoopAsync()
-    {
-        var reader = _enqueues.Reader;
-        var group = new List<EnqueueRequest>();
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
-        {
-            group.Clear();
-            while (group.Count < _options.MaxOpsPerCommit && reader.TryRead(out var r))
-            {
-                group.Add(r);
-            }
-
-            await _dbLock.WaitAsync().ConfigureAwait(false);
-            try
-            {
-                CommitGroup(group);
-            }
-            catch (Exception ex)
-            {
-                // Nothing in the group is durable: every caller learns it (disk full, a damaged file, etc.).
-                var error = ex is SqliteException s && IsDamage(s) ? Damaged("SQLite cannot write it: " + s.Message, s) : ex;
-                foreach (var r in group)
-                {
-                    r.Done.TrySetException(error);
-                }
-            }
-            finally
-            {
-                _dbLock.Release();
-                _checkpointer.Committed();
-            }
-        }
-    }
+    /// <summary>What an enqueue's caller sees of a failed group commit: SQLite's damage as OutboxCorruptException.</summary>
+    private Exception DescribeCommitError(Exception ex) =>
+        ex is SqliteException s && IsDamage(s) ? Damaged("SQLite cannot write it: " + s.Message, s) : ex;
 
     private void CommitGroup(List<EnqueueRequest> group)
     {
@@ -130,6 +73,7 @@ internal sealed partial class OutboxStore
         }
 
         tx.Commit();
+        _checkpointer.Committed();
         foreach (var (request, result) in results)
         {
             request.Done.TrySetResult(result);
@@ -153,11 +97,6 @@ internal sealed partial class OutboxStore
         update.Parameters.AddWithValue("$n", (long)next);
         update.Parameters.AddWithValue("$s", shareId);
         update.ExecuteNonQuery();
-    }
-
-    private sealed record EnqueueRequest(string ShareId, Op Op)
-    {
-        public TaskCompletionSource<EnqueuedOp> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     /// <summary>The one prepared INSERT of op rows: the op bytes (with their seq) and their checksum.</summary>

@@ -7,7 +7,7 @@ namespace ShareRpc.Client.Outbox;
 internal sealed partial class OutboxStore
 {
     /// <summary>One op row as stored: its outbox seq, its serialized Op (which carries that seq) and when it was enqueued (Unix ms).</summary>
-    private readonly record struct OpRow(ulong Seq, byte[] Bytes, long EnqueuedAtMs);
+    internal readonly record struct OpRow(ulong Seq, byte[] Bytes, long EnqueuedAtMs);
 
     /// <summary>
     /// The op rows of a sealed batch, <paramref name="first"/> to <paramref name="last"/>, each
@@ -56,7 +56,7 @@ internal sealed partial class OutboxStore
     /// the others are written again with their wire seq. Either way the result depends only on
     /// the stored rows, the batch id and the wire seq, so a resend is byte-for-byte the same.
     /// </summary>
-    private static byte[] BuildRequest(string batchId, string producerId, List<OpRow> rows, ulong wireFirstSeq)
+    internal static byte[] BuildRequest(string batchId, string producerId, List<OpRow> rows, ulong wireFirstSeq)
     {
         var ops = new List<byte[]>(rows.Count);
         for (var i = 0; i < rows.Count; i++)

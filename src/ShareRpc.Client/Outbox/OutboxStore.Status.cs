@@ -128,6 +128,6 @@ internal sealed partial class OutboxStore
         return ack is null ? null : ToOutcome(ack);
     });
 
-    private static OpOutcome ToOutcome(OpAck ack) =>
+    internal static OpOutcome ToOutcome(OpAck ack) =>
         new(ack.OpId, ack.Status, ack.Cursor, ack.Version, ack.RejectReason, ack.Detail ?? "");
 }

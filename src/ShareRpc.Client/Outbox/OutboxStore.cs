@@ -1,5 +1,4 @@
 // OutboxStore: the type itself (fields, Open, the writer lock, DisposeAsync); each concern is in an OutboxStore.*.cs file.
-using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.Data.Sqlite;
 using ShareRpc.Storage;
@@ -12,7 +11,7 @@ namespace ShareRpc.Client.Outbox;
 /// whose bytes are stored before the first send, and marked acked or rejected in one
 /// transaction per ack. One writer process per file, enforced with an exclusive lock file.
 /// </summary>
-internal sealed partial class OutboxStore : IAsyncDisposable
+internal sealed partial class OutboxStore : IOutboxStore
 {
     // Batch states in SQL: 1 sealed (unacked), 2 acked.
 
@@ -24,8 +23,7 @@ internal sealed partial class OutboxStore : IAsyncDisposable
     private FileStream? _lockFile;
     private readonly OutboxOptions _options;
     private readonly TimeProvider _time;
-    private readonly Channel<EnqueueRequest> _enqueues;
-    private readonly Task _committer;
+    private readonly GroupCommitQueue _enqueues;
     private readonly WalCheckpointer _checkpointer;
     private bool _disposed; // under _dbLock
 
@@ -37,11 +35,12 @@ internal sealed partial class OutboxStore : IAsyncDisposable
         _options = options;
         _time = time;
         _hasSetAside = CountSetAside() > 0;
-        _enqueues = Channel.CreateBounded<EnqueueRequest>(new BoundedChannelOptions(options.MaxQueuedEnqueues) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-        _committer = Task.Run(CommitLoopAsync);
+        _enqueues = new GroupCommitQueue(options, _dbLock, CommitGroup, DescribeCommitError);
     }
 
     public string Path { get; }
+
+    public OutboxEngine Engine => OutboxEngine.Sqlite;
 
     /// <summary>The background checkpointer of the outbox's log (tests read its counters).</summary>
     internal WalCheckpointer Checkpointer => _checkpointer;
@@ -118,8 +117,7 @@ internal sealed partial class OutboxStore : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _enqueues.Writer.TryComplete();
-        await _committer.ConfigureAwait(false);
+        await _enqueues.CompleteAsync().ConfigureAwait(false);
         await _dbLock.WaitAsync().ConfigureAwait(false);
         try
         {

@@ -47,7 +47,7 @@ internal sealed partial class ShareSender : IAsyncDisposable
 
     public string? LastError { get; private set; }
 
-    private OutboxStore Outbox => _client.Outbox;
+    private IOutboxStore Outbox => _client.Outbox;
 
     private string ShareId => _sturdyRef.ShareId;
 
