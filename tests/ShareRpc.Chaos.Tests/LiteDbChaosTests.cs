@@ -12,6 +12,7 @@ namespace ShareRpc.Chaos.Tests;
 /// producer's and the owner's outbox on LiteDB) and real-process crash loops whose writer's outbox is LiteDB, with
 /// zero violations. The server's store stays SQLite: what changes is the client's.
 /// </summary>
+[Collection(SeededRuns.Name)]
 public sealed class LiteDbChaosTests(ITestOutputHelper output)
 {
     private const int Seeds = 500;

@@ -17,6 +17,7 @@ namespace ShareRpc.Chaos.Tests;
 /// real-process crash loops on a database, the canary, and the CLI. PostgreSQL comes from
 /// <see cref="PostgresTestServer"/> (SHARERPC_TEST_PG, or a throwaway cluster); each test has a database of its own.
 /// </summary>
+[Collection(SeededRuns.Name)]
 public sealed class PostgresChaosTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new();

@@ -12,6 +12,7 @@ using OpOutcome = ShareRpc.Client.Outbox.OpOutcome;
 namespace ShareRpc.Chaos.Tests;
 
 /// <summary>CI's chaos budget: 1,000 seeded scenarios and 10 crash loops with zero violations, and the canary caught.</summary>
+[Collection(SeededRuns.Name)]
 public sealed class ScenarioTests(ITestOutputHelper output)
 {
     [Fact]
