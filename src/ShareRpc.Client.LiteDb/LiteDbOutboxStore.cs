@@ -36,6 +36,7 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
     private readonly FsyncLogStream _log;
     private readonly FileStream _lockFile;
     private readonly SemaphoreSlim _dbLock = new(1, 1);
+    private bool _disposed; // under _dbLock
     private readonly OutboxOptions _options;
     private readonly TimeProvider _time;
     private readonly GroupCommitQueue _enqueues;
@@ -125,6 +126,25 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
         await _dbLock.WaitAsync().ConfigureAwait(false);
         try
         {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            Close();
+        }
+        finally
+        {
+            // Released, not kept: a call after dispose (an Acked awaited late) fails at once instead of waiting forever.
+            _dbLock.Release();
+        }
+    }
+
+    private void Close()
+    {
+        try
+        {
             // A clean close: the mark goes, and LiteDB checkpoints the log into the data file as it closes.
             _db.GetCollection(Meta).Upsert(new BsonDocument { ["_id"] = "session", ["in_use"] = false });
         }
@@ -200,6 +220,7 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
         await _dbLock.WaitAsync().ConfigureAwait(false);
         try
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             return work();
         }
         catch (LiteException ex) when (IsDamage(ex))

@@ -56,11 +56,17 @@ public sealed class LifecycleTests : IDisposable
         Assert.Single(errors);
     }
 
-    [Fact]
-    public async Task Asking_a_disposed_client_for_an_outcome_fails_at_once_instead_of_waiting_forever()
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("litedb")]
+    public async Task Asking_a_disposed_client_for_an_outcome_fails_at_once_instead_of_waiting_forever(string engine)
     {
         await using var server = await InProcessServer.StartAsync(dataDirectory: _dir.File("server"));
-        var client = new ShareRpcClient(new ShareRpcClientOptions { OutboxPath = _dir.File("late.db") });
+        var client = new ShareRpcClient(new ShareRpcClientOptions
+        {
+            OutboxPath = _dir.File("late.db"),
+            OutboxEngine = TestEngines.ByName(engine),
+        });
         var writer = client.OpenWriter(await client.EnsureShareAsync(server.Address, "late"));
         var op = await writer.PutAsync("c", "k", new byte[] { 1 });
         await writer.FlushAsync();
