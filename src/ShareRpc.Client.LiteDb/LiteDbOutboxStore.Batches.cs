@@ -33,11 +33,7 @@ internal sealed partial class LiteDbOutboxStore
     {
         var producer = ReadProducer(shareId) ?? throw new InvalidOperationException($"No producer for share {shareId}.");
         var holes = ReadHoles(shareId, producer.SealedSeq);
-        var first = producer.SealedSeq + 1;
-        while (holes.Contains(first))
-        {
-            first++;
-        }
+        var first = OutboxRows.FirstToSeal(producer.SealedSeq, holes);
 
         var rows = ReadRowsToSeal(shareId, first, holes);
         if (rows.Count == 0)
@@ -78,32 +74,9 @@ internal sealed partial class LiteDbOutboxStore
     /// </summary>
     private List<OutboxStore.OpRow> ReadRowsToSeal(string shareId, ulong first, HashSet<ulong> holes)
     {
-        var rows = new List<OutboxStore.OpRow>();
-        long bytes = 0;
-        var expected = first;
-        foreach (var doc in OpRows(shareId, first, limit: _options.MaxBatchOps))
-        {
-            if ((ulong)doc["seq"].AsInt64 != expected)
-            {
-                // A seq skipped without a record of an op set aside there: the row was lost. The ops before it are
-                // sealed (whole and in order); the next seal starts at the gap and reports it.
-                return holes.Contains(expected) || rows.Count > 0
-                    ? rows
-                    : throw Damaged($"the op row at seq {expected} of share {shareId} is missing (seq {doc["seq"].AsInt64} follows seq {expected - 1}). Nothing from seq {expected} on was sent.");
-            }
-
-            var row = ReadRow(doc);
-            if (rows.Count > 0 && bytes + row.Bytes.Length > _options.MaxBatchBytes)
-            {
-                break;
-            }
-
-            rows.Add(row);
-            bytes += row.Bytes.Length;
-            expected++;
-        }
-
-        return rows;
+        var rows = OpRows(shareId, first, limit: _options.MaxBatchOps).Select(doc => ((ulong)doc["seq"].AsInt64, (Func<OutboxStore.OpRow>)(() => ReadRow(doc))));
+        return OutboxRows.ToSeal(rows, first, holes, _options.MaxBatchBytes, (expected, found) => Damaged(
+            $"the op row at seq {expected} of share {shareId} is missing (seq {found} follows seq {expected - 1}). Nothing from seq {expected} on was sent."));
     }
 
     /// <summary>
@@ -137,23 +110,8 @@ internal sealed partial class LiteDbOutboxStore
     /// <summary>The op rows of a sealed batch, each checked; a missing row is damage (a batch covers consecutive seqs).</summary>
     private List<OutboxStore.OpRow> ReadBatchRows(string shareId, string batchId, ulong first, ulong last)
     {
-        var rows = new List<OutboxStore.OpRow>((int)Math.Min(last - first + 1, 4096));
-        var expected = first;
-        foreach (var doc in OpRows(shareId, first, last))
-        {
-            var row = ReadRow(doc);
-            if (row.Seq != expected)
-            {
-                break;
-            }
-
-            rows.Add(row);
-            expected++;
-        }
-
-        return expected == last + 1
-            ? rows
-            : throw Damaged($"batch {batchId} of share {shareId} covers seqs {first}..{last}, but the op row at seq {expected} is missing. Nothing from it was sent.");
+        return OutboxRows.OfBatch(OpRows(shareId, first, last).Select(ReadRow), first, last, missing => Damaged(
+            $"batch {batchId} of share {shareId} covers seqs {first}..{last}, but the op row at seq {missing} is missing. Nothing from it was sent."));
     }
 
     /// <summary>

@@ -107,15 +107,7 @@ internal sealed partial class LiteDbOutboxStore
             for (var i = 0; i < ops.Count; i++)
             {
                 var op = ops[i];
-                if (op.KindCase == Op.KindOneofCase.None)
-                {
-                    throw new ArgumentException($"Op {i} has no kind (put, delete or append).", nameof(ops));
-                }
-
-                if (string.IsNullOrEmpty(op.OpId))
-                {
-                    op.OpId = Guid.CreateVersion7().ToString();
-                }
+                OutboxRows.Identify(op, $"Op {i}", nameof(ops));
 
                 results[i] = BulkOne(shareId, op, refuseSetAside, ref next, now);
             }

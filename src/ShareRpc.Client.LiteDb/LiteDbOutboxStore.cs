@@ -1,6 +1,5 @@
 // LiteDbOutboxStore: the type itself (fields, Open, the process lock, DisposeAsync); each concern is in a LiteDbOutboxStore.*.cs file.
 using System.Diagnostics;
-using Google.Protobuf;
 using LiteDB;
 using LiteDB.Engine;
 using ShareRpc.Client.Outbox;
@@ -35,8 +34,7 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
     private readonly LiteDatabase _db;
     private readonly FsyncLogStream _log;
     private readonly FileStream _lockFile;
-    private readonly SemaphoreSlim _dbLock = new(1, 1);
-    private bool _disposed; // under _dbLock
+    private readonly OutboxGate _gate;
     private readonly OutboxOptions _options;
     private readonly TimeProvider _time;
     private readonly GroupCommitQueue _enqueues;
@@ -58,7 +56,8 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
         _setAside = db.GetCollection(SetAsideCol);
         _opIds = db.GetCollection(OpIds);
         _hasSetAside = CountSetAside() > 0;
-        _enqueues = new GroupCommitQueue(options, _dbLock, CommitGroupDurably, DescribeCommitError);
+        _gate = new OutboxGate(this, Damaged, ex => ex is LiteException l && IsDamage(l) ? Damaged("LiteDB cannot read it: " + l.Message, l) : null);
+        _enqueues = new GroupCommitQueue(options, _gate.Lock, CommitGroupDurably, DescribeCommitError);
     }
 
     public string Path { get; }
@@ -123,22 +122,11 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
     public async ValueTask DisposeAsync()
     {
         await _enqueues.CompleteAsync().ConfigureAwait(false);
-        await _dbLock.WaitAsync().ConfigureAwait(false);
-        try
+        await _gate.CloseAsync(() =>
         {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
             Close();
-        }
-        finally
-        {
-            // Released, not kept: a call after dispose (an Acked awaited late) fails at once instead of waiting forever.
-            _dbLock.Release();
-        }
+            return ValueTask.CompletedTask;
+        }).ConfigureAwait(false);
     }
 
     private void Close()
@@ -211,37 +199,10 @@ internal sealed partial class LiteDbOutboxStore : IOutboxStore
         }
     }
 
-    /// <summary>
-    /// Runs <paramref name="work"/> under the store's lock. LiteDB's damage errors, and stored bytes that no
-    /// longer parse, become an <see cref="OutboxCorruptException"/> naming the file.
-    /// </summary>
-    private async Task<T> WithDbAsync<T>(Func<T> work)
-    {
-        await _dbLock.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return work();
-        }
-        catch (LiteException ex) when (IsDamage(ex))
-        {
-            throw Damaged("LiteDB cannot read it: " + ex.Message, ex);
-        }
-        catch (InvalidProtocolBufferException ex)
-        {
-            throw Damaged("a stored message does not parse: " + ex.Message, ex);
-        }
-        finally
-        {
-            _dbLock.Release();
-        }
-    }
+    /// <summary>Runs <paramref name="work"/> under the store's lock (<see cref="OutboxGate"/>).</summary>
+    private Task<T> WithDbAsync<T>(Func<T> work) => _gate.RunAsync(work);
 
-    private Task WithDbAsync(Action work) => WithDbAsync(() =>
-    {
-        work();
-        return true;
-    });
+    private Task WithDbAsync(Action work) => _gate.RunAsync(work);
 
     /// <summary>
     /// One LiteDB transaction around <paramref name="work"/>, committed (and so fsynced) when it returns. LiteDB

@@ -45,16 +45,8 @@ internal sealed class GroupCommitQueue
     {
         ArgumentException.ThrowIfNullOrEmpty(shareId);
         ArgumentNullException.ThrowIfNull(op);
-        if (op.KindCase == Op.KindOneofCase.None)
-        {
-            throw new ArgumentException("The op has no kind (put, delete or append).", nameof(op));
-        }
-
         var request = new EnqueueRequest(shareId, op.Clone());
-        if (string.IsNullOrEmpty(request.Op.OpId))
-        {
-            request.Op.OpId = Guid.CreateVersion7().ToString();
-        }
+        OutboxRows.Identify(request.Op, "The op", nameof(op));
 
         try
         {

@@ -28,11 +28,7 @@ internal sealed partial class OutboxStore
     {
         var producer = ReadProducer(shareId) ?? throw new InvalidOperationException($"No producer for share {shareId}.");
         var holes = ReadHoles(shareId, producer.SealedSeq);
-        var first = producer.SealedSeq + 1;
-        while (holes.Contains(first))
-        {
-            first++;
-        }
+        var first = OutboxRows.FirstToSeal(producer.SealedSeq, holes);
 
         var rows = ReadRowsToSeal(shareId, first, holes);
         if (rows.Count == 0)
@@ -94,34 +90,18 @@ internal sealed partial class OutboxStore
         cmd.Parameters.AddWithValue("$s", shareId);
         cmd.Parameters.AddWithValue("$f", (long)first);
         cmd.Parameters.AddWithValue("$n", _options.MaxBatchOps);
-        var rows = new List<OpRow>();
-        long bytes = 0;
-        var expected = first;
+        return OutboxRows.ToSeal(Unread(cmd), first, holes, _options.MaxBatchBytes, (expected, found) => Damaged(
+            $"the op row at seq {expected} of share {shareId} is missing (seq {found} follows seq {expected - 1}). Nothing from seq {expected} on was sent."));
+    }
+
+    /// <summary>Each row's seq, and how to read it (checking its checksum) while the reader stands on it.</summary>
+    private IEnumerable<(ulong Seq, Func<OpRow> Read)> Unread(Microsoft.Data.Sqlite.SqliteCommand cmd)
+    {
         using var r = cmd.ExecuteReader();
         while (r.Read())
         {
-            var seq = (ulong)r.GetInt64(0);
-            if (seq != expected)
-            {
-                // A seq skipped without a record of an op set aside there: the row was lost. The ops
-                // before it are sealed (they are whole and in order); the next seal starts at the gap.
-                return holes.Contains(expected) || rows.Count > 0
-                    ? rows
-                    : throw Damaged($"the op row at seq {expected} of share {shareId} is missing (seq {seq} follows seq {expected - 1}). Nothing from seq {expected} on was sent.");
-            }
-
-            var row = ReadRow(r);
-            if (rows.Count > 0 && bytes + row.Bytes.Length > _options.MaxBatchBytes)
-            {
-                break;
-            }
-
-            rows.Add(row);
-            bytes += row.Bytes.Length;
-            expected++;
+            yield return ((ulong)r.GetInt64(0), () => ReadRow(r));
         }
-
-        return rows;
     }
 
     /// <summary>

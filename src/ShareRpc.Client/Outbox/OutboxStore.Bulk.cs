@@ -44,15 +44,7 @@ internal sealed partial class OutboxStore
             for (var i = 0; i < ops.Count; i++)
             {
                 var op = ops[i];
-                if (op.KindCase == Op.KindOneofCase.None)
-                {
-                    throw new ArgumentException($"Op {i} has no kind (put, delete or append).", nameof(ops));
-                }
-
-                if (string.IsNullOrEmpty(op.OpId))
-                {
-                    op.OpId = Guid.CreateVersion7().ToString();
-                }
+                OutboxRows.Identify(op, $"Op {i}", nameof(ops));
 
                 if (_hasSetAside && IsSetAside(op.OpId, tx))
                 {

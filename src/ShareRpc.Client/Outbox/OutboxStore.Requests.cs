@@ -20,24 +20,8 @@ internal sealed partial class OutboxStore
         cmd.Parameters.AddWithValue("$s", shareId);
         cmd.Parameters.AddWithValue("$f", (long)first);
         cmd.Parameters.AddWithValue("$l", (long)last);
-        var rows = new List<OpRow>((int)Math.Min(last - first + 1, 4096));
-        using var r = cmd.ExecuteReader();
-        var expected = first;
-        while (r.Read())
-        {
-            var row = ReadRow(r);
-            if (row.Seq != expected)
-            {
-                break;
-            }
-
-            rows.Add(row);
-            expected++;
-        }
-
-        return expected == last + 1
-            ? rows
-            : throw Damaged($"batch {batchId} of share {shareId} covers seqs {first}..{last}, but the op row at seq {expected} is missing. Nothing from it was sent.");
+        return OutboxRows.OfBatch(Unread(cmd).Select(row => row.Read()), first, last, missing => Damaged(
+            $"batch {batchId} of share {shareId} covers seqs {first}..{last}, but the op row at seq {missing} is missing. Nothing from it was sent."));
     }
 
     /// <summary>Reads (seq, op, crc, enqueued_at) and checks the checksum.</summary>

@@ -1,5 +1,4 @@
 // OutboxStore: the type itself (fields, Open, the writer lock, DisposeAsync); each concern is in an OutboxStore.*.cs file.
-using Google.Protobuf;
 using Microsoft.Data.Sqlite;
 using ShareRpc.Storage;
 
@@ -19,13 +18,12 @@ internal sealed partial class OutboxStore : IOutboxStore
     private const byte OpsFieldTag = 0x1A;
 
     private readonly SqliteConnection _db;
-    private readonly SemaphoreSlim _dbLock = new(1, 1);
+    private readonly OutboxGate _gate;
     private FileStream? _lockFile;
     private readonly OutboxOptions _options;
     private readonly TimeProvider _time;
     private readonly GroupCommitQueue _enqueues;
     private readonly WalCheckpointer _checkpointer;
-    private bool _disposed; // under _dbLock
 
     private OutboxStore(string path, SqliteConnection db, OutboxOptions options, TimeProvider time)
     {
@@ -35,7 +33,9 @@ internal sealed partial class OutboxStore : IOutboxStore
         _options = options;
         _time = time;
         _hasSetAside = CountSetAside() > 0;
-        _enqueues = new GroupCommitQueue(options, _dbLock, CommitGroup, DescribeCommitError);
+        // After each piece of work: a checkpoint is due (a no-op one when nothing was written).
+        _gate = new OutboxGate(this, Damaged, ex => ex is SqliteException s && IsDamage(s) ? Damaged("SQLite cannot read it: " + s.Message, s) : null, _checkpointer.Committed);
+        _enqueues = new GroupCommitQueue(options, _gate.Lock, CommitGroup, DescribeCommitError);
     }
 
     public string Path { get; }
@@ -118,60 +118,19 @@ internal sealed partial class OutboxStore : IOutboxStore
     public async ValueTask DisposeAsync()
     {
         await _enqueues.CompleteAsync().ConfigureAwait(false);
-        await _dbLock.WaitAsync().ConfigureAwait(false);
-        try
+        await _gate.CloseAsync(async () =>
         {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
             await _checkpointer.DisposeAsync().ConfigureAwait(false);
             ClearInUseMark();
             _db.Dispose();
             _lockFile?.Dispose();
-        }
-        finally
-        {
-            // Released, not kept: a call after dispose (an Acked awaited late) fails at once instead of waiting forever.
-            _dbLock.Release();
-        }
+        }).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// Runs <paramref name="work"/> on the connection under the store's lock. SQLite's own
-    /// corruption errors, and stored bytes that no longer parse, become an
-    /// <see cref="OutboxCorruptException"/> naming the file.
-    /// </summary>
-    private async Task<T> WithDbAsync<T>(Func<T> work)
-    {
-        await _dbLock.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return work();
-        }
-        catch (SqliteException ex) when (IsDamage(ex))
-        {
-            throw Damaged("SQLite cannot read it: " + ex.Message, ex);
-        }
-        catch (InvalidProtocolBufferException ex)
-        {
-            throw Damaged("a stored message does not parse: " + ex.Message, ex);
-        }
-        finally
-        {
-            _dbLock.Release();
-            _checkpointer.Committed(); // a no-op checkpoint when nothing was written
-        }
-    }
+    /// <summary>Runs <paramref name="work"/> on the connection under the store's lock (<see cref="OutboxGate"/>).</summary>
+    private Task<T> WithDbAsync<T>(Func<T> work) => _gate.RunAsync(work);
 
-    private Task WithDbAsync(Action work) => WithDbAsync(() =>
-    {
-        work();
-        return true;
-    });
+    private Task WithDbAsync(Action work) => _gate.RunAsync(work);
 
     private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
